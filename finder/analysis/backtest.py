@@ -1,0 +1,707 @@
+"""Backtests: run a scan on every session of a range and measure what its picks did.
+
+Notebook example::
+
+    >>> import finder
+    >>> res = finder.backtest("momentum", start="2025-09-01", end="2025-09-30",
+    ...                       universe="KOSPI", horizons=(1, 5, 10))
+    >>> res.summary()            # per horizon: count, win rate, mean, median, ...
+    >>> res.trades.head()        # one row per pick and horizon
+    >>> res.equity.tail()        # equal-weight portfolio, see "Portfolio rule"
+    >>> fig = res.plot()         # equity + drawdown, return distribution, win rate
+
+The module has two halves, kept apart so the arithmetic can be tested on
+hand-made frames without any data layer:
+
+* :func:`simulate` is **pure**: given the picks and one set of price panels it
+  evaluates every trade, the summary and the equity curve.
+* :func:`backtest` loads data: it validates its arguments (before any request),
+  runs :func:`finder.analysis.scan.scan` for every XKRX session in
+  ``[start, end]``, loads **one** evaluation panel for the picked stocks, and
+  hands both to :func:`simulate`.
+
+Timing and prices (no look-ahead)
+---------------------------------
+* The picks of session ``d`` come from ``scan(d)``, which reads bars up to ``d``
+  only, adjusted as of ``d`` (thresholds such as "close >= 2,000 KRW" are not
+  scale-invariant across a split, so the scan must see the prices of its day).
+* Every trade's entry and exit price come from **one** evaluation panel,
+  adjusted as of the last session the backtest needs.  A split or dividend
+  between entry and exit is therefore already divided out of both prices and
+  cannot fake a return (``../shared/data/README.md`` shows how much two
+  ``base_dt`` windows disagree).
+* ``entry="next_open"`` (default): buy at the open of the session after ``d``.
+  ``entry="close"``: buy at the close of ``d`` itself.
+* Horizon ``h``: sell at the close of the ``h``-th session after ``d``.  With
+  ``next_open``, ``h=1`` is therefore the intraday return of the entry day.
+* ``take_profit``/``stop_loss`` (fractions, e.g. 0.05) are checked against each
+  session's high and low from the first session the position is held (the
+  entry day itself for ``next_open``: the open is the first trade of the day,
+  so that day's high and low happen after it).  Fills:
+
+  - a session that *opens* beyond a level fills at the open (a gap through the
+    stop fills worse than the stop; a gap through the target fills better),
+    because then the order of events is known;
+  - otherwise the level's own price;
+  - when a session's range touches **both** levels and the open did not
+    decide it, the order within the day is unknown and the worse outcome is
+    assumed: the stop.
+
+Exit reasons (``trades.exit_reason``)
+-------------------------------------
+==================  =============================================================
+``horizon``         sold at the close of the horizon session
+``take_profit``     the target was hit first
+``stop_loss``       the stop was hit first (or both on one day)
+``halted``          no bar on the horizon session but the stock trades again
+                    later: valued at its last close on or before the horizon
+``delisted``        the stock stops trading before the horizon (or before entry)
+                    and never trades again in the data: last close, or no trade
+``untradable``      no bar on the entry session (halt) although the stock trades
+                    later: never entered
+``no_data``         the data layer could not provide the stock's bars at all
+``no_next_session`` the pick's entry session lies after the last session with data
+``incomplete``      entered, but the horizon session lies after the last session
+                    with data (the backtest ran up to recent days)
+==================  =============================================================
+
+Rows whose trade did not happen or did not finish keep ``NaN`` prices/return;
+they are counted in ``summary()['not_traded']`` and never silently dropped.
+
+Costs
+-----
+``cost_bps`` is a **round-trip** cost in basis points, subtracted once from
+each trade's gross return: ``return = exit/entry - 1 - cost_bps/10_000``.
+The default, :data:`DEFAULT_COST_BPS` = 25 bp, is the KRX securities
+transaction tax on the sell side (0.18 % in 2024, 0.15 % in 2025 and back to
+0.20 % from 2026: 20 bp is the conservative value), plus about 1.5 bp of online
+broker commission on each side, plus about 2 bp of slippage.
+
+Portfolio rule (``result.equity``)
+----------------------------------
+An equal-weight portfolio of *overlapping cohorts* (Jegadeesh & Titman 1993),
+one curve per horizon ``H``:
+
+* Capital 1.0 is split into ``H`` sleeves of ``1/H``.  The cohort of the
+  ``k``-th scanned session (its picks, possibly none) uses sleeve ``k mod H``,
+  so each sleeve is re-used exactly when its previous cohort has exited.
+* A cohort invests its sleeve's whole value equally in its ``n`` picks,
+  buy-and-hold, no rebalancing.  A pick that could not be entered keeps its
+  ``1/n`` share in cash; a cohort without picks stays in cash; a position that
+  exits early (target, stop) stays in cash until the sleeve's next cohort.
+* Positions are marked to market at each session's close on the evaluation
+  panel's (one-basis) prices; a session without a bar keeps the last close.
+  The whole round-trip cost is charged on the entry day, so the value at exit
+  is exactly ``1 + return`` of the trade.
+* Portfolio equity = the sum of the sleeves, from the first scanned session to
+  the last session with data.  ``drawdown = equity / running max - 1``.
+
+This compounds correctly while positions overlap: no capital is used twice
+(a naive ``prod(1 + trade returns)`` reinvests all capital in every trade).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .. import calendar
+from .._exceptions import InvalidInputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "DEFAULT_COST_BPS",
+    "DEFAULT_HORIZONS",
+    "ENTRY_MODES",
+    "EXIT_REASONS",
+    "BacktestResult",
+    "backtest",
+    "simulate",
+    "evaluate_trades",
+    "equity_curve",
+    "summarize",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_COST_BPS = 25.0
+"""Round trip: 20 bp sell-side transaction tax + 2 x 1.5 bp commission + ~2 bp slippage."""
+
+DEFAULT_HORIZONS: tuple[int, ...] = (1, 5, 10, 20)
+ENTRY_MODES = ("next_open", "close")
+EXIT_REASONS = ("horizon", "take_profit", "stop_loss", "halted", "delisted",
+                "untradable", "no_data", "no_next_session", "incomplete")
+MAX_HORIZON = 250  # about a year of sessions; more is a typo
+PRICE_FIELDS = ("open", "high", "low", "close")
+
+TRADE_COLUMNS = ["date", "code", "name", "rank", "score", "horizon", "entry_date", "entry_price",
+                 "exit_date", "exit_price", "gross_return", "return", "exit_reason", "held"]
+
+
+# --------------------------------------------------------------------------
+# argument checks (all raise InvalidInputError naming the value, no requests)
+# --------------------------------------------------------------------------
+
+def _check_horizons(value: Any) -> tuple[int, ...]:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        items: list[Any] = [value]
+    elif isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidInputError(f"horizons={value!r} is not a whole number or a sequence of them, e.g. (1, 5, 10, 20)")
+    else:
+        items = list(value)
+    if not items:
+        raise InvalidInputError("horizons=() is empty; give at least one horizon, e.g. (1, 5)")
+    out = []
+    for h in items:
+        if isinstance(h, bool) or not isinstance(h, numbers.Integral):
+            raise InvalidInputError(f"horizons contains {h!r} ({type(h).__name__}); horizons are whole numbers of sessions")
+        if not 1 <= int(h) <= MAX_HORIZON:
+            raise InvalidInputError(f"horizons contains {h!r}; each horizon must be 1 to {MAX_HORIZON} sessions")
+        out.append(int(h))
+    return tuple(sorted(set(out)))
+
+
+def _check_entry(value: Any) -> str:
+    if not isinstance(value, str) or value not in ENTRY_MODES:
+        raise InvalidInputError(f"entry={value!r} is not one of {ENTRY_MODES}")
+    return value
+
+
+def _check_fraction(value: Any, name: str, *, upper: float) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise InvalidInputError(f"{name}={value!r} is not a number; give a fraction such as 0.05 for 5 %")
+    x = abs(float(value)) if name == "stop_loss" else float(value)
+    if not 0 < x < upper:
+        raise InvalidInputError(f"{name}={value!r} is out of range; give a fraction between 0 and {upper:g} "
+                                "(0.05 means 5 %)")
+    return x
+
+
+def _check_cost(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise InvalidInputError(f"cost_bps={value!r} is not a number of basis points")
+    if not 0 <= float(value) < 10_000:
+        raise InvalidInputError(f"cost_bps={value!r} is out of range; use 0 to 10,000 basis points")
+    return float(value)
+
+
+def _check_positive_int(value: Any, name: str, *, allow_none: bool = False, lo: int = 1, hi: int = 100_000) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= int(value) <= hi:
+        raise InvalidInputError(f"{name}={value!r} is not a whole number from {lo} to {hi}")
+    return int(value)
+
+
+def _check_params(horizons: Any, entry: Any, take_profit: Any, stop_loss: Any,
+                  cost_bps: Any) -> tuple[tuple[int, ...], str, float | None, float | None, float]:
+    return (_check_horizons(horizons), _check_entry(entry),
+            _check_fraction(take_profit, "take_profit", upper=10.0),
+            _check_fraction(stop_loss, "stop_loss", upper=1.0),
+            _check_cost(cost_bps))
+
+
+# --------------------------------------------------------------------------
+# pure trade evaluation
+# --------------------------------------------------------------------------
+
+def _align_prices(prices: Mapping[str, pd.DataFrame]) -> tuple[pd.DatetimeIndex, dict[str, pd.DataFrame]]:
+    """One index and one column set for the four price panels."""
+    missing = [f for f in PRICE_FIELDS if f not in prices]
+    if missing:
+        raise InvalidInputError(f"prices lacks the panels {missing}; give a dict with {list(PRICE_FIELDS)}")
+    index = prices["close"].index
+    cols = prices["close"].columns
+    for f in PRICE_FIELDS:
+        index = index.union(prices[f].index)
+        cols = cols.union(prices[f].columns)
+    index = pd.DatetimeIndex(index).sort_values()
+    out = {f: prices[f].reindex(index=index, columns=cols).astype(float) for f in PRICE_FIELDS}
+    return index, out
+
+
+def _first_event(o: np.ndarray, h: np.ndarray, l: np.ndarray, p0: float,
+                 tp: float | None, sl: float | None) -> tuple[int, str, float] | None:
+    """The first session (offset into the arrays) where the target or the stop fills."""
+    if tp is None and sl is None:
+        return None
+    with np.errstate(invalid="ignore"):
+        tp_px = p0 * (1 + tp) if tp is not None else np.inf
+        sl_px = p0 * (1 - sl) if sl is not None else -np.inf
+        hit_tp = h >= tp_px
+        hit_sl = l <= sl_px
+    hits = np.flatnonzero(hit_tp | hit_sl)
+    if hits.size == 0:
+        return None
+    k = int(hits[0])
+    op = o[k]
+    # A gap open beyond a level decides the order of events: fill at the open.
+    if sl is not None and not np.isnan(op) and op <= sl_px:
+        return k, "stop_loss", float(op)
+    if tp is not None and not np.isnan(op) and op >= tp_px:
+        return k, "take_profit", float(op)
+    # Both touched within the day, order unknown: assume the worse (the stop).
+    if hit_sl[k]:
+        return k, "stop_loss", float(sl_px)
+    return k, "take_profit", float(tp_px)
+
+
+def evaluate_trades(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], *,
+                    horizons: Sequence[int] = DEFAULT_HORIZONS, entry: str = "next_open",
+                    take_profit: float | None = None, stop_loss: float | None = None,
+                    cost_bps: float = DEFAULT_COST_BPS) -> pd.DataFrame:
+    """Evaluate each pick at each horizon on one set of price panels (pure).
+
+    ``picks`` needs ``date`` and ``code`` columns (``name``, ``rank``, ``score``
+    are carried along when present).  ``prices`` maps ``open/high/low/close``
+    to dates x codes frames on **one** adjustment basis; their index must hold
+    every session from the first pick to the last session with data (a NaN
+    means the stock did not trade that day).  The last row of the index is
+    taken as the last session with data.
+
+    Returns one row per pick and horizon with :data:`TRADE_COLUMNS`; see the
+    module docstring for timing, fills and exit reasons.
+
+    Example::
+
+        >>> trades = evaluate_trades(picks, {"open": o, "high": h, "low": l, "close": c},
+        ...                          horizons=(1, 5), take_profit=0.05, stop_loss=0.05)
+    """
+    horizons, entry, tp, sl, cost_bps = _check_params(horizons, entry, take_profit, stop_loss, cost_bps)
+    cost = cost_bps / 10_000
+    index, px = _align_prices(prices)
+    last = len(index) - 1
+    maxh = max(horizons)
+    arrays: dict[str, tuple[np.ndarray, ...] | None] = {}
+
+    def series(code: str) -> tuple[np.ndarray, ...] | None:
+        if code not in arrays:
+            arrays[code] = (tuple(px[f][code].to_numpy(dtype=float) for f in PRICE_FIELDS)
+                            if code in px["close"].columns and px["close"][code].notna().any() else None)
+        return arrays[code]
+
+    rows: list[dict[str, Any]] = []
+    if picks is None or len(picks) == 0:
+        return _trades_frame(rows)
+    for col in ("date", "code"):
+        if col not in picks.columns:
+            raise InvalidInputError(f"picks has no {col!r} column; it needs 'date' and 'code'")
+    dates = pd.DatetimeIndex(pd.to_datetime(picks["date"]))
+    pos = index.get_indexer(dates)
+    if (pos < 0).any():
+        bad = dates[pos < 0][0]
+        raise InvalidInputError(f"pick date {bad.date()} is not in the price panels' index")
+    has = {c: c in picks.columns for c in ("name", "rank", "score")}
+
+    for i_d, (_, pick) in zip(pos, picks.iterrows()):
+        base = {"date": index[i_d], "code": pick["code"],
+                "name": pick["name"] if has["name"] else None,
+                "rank": pick["rank"] if has["rank"] else np.nan,
+                "score": pick["score"] if has["score"] else np.nan}
+
+        def emit(h: int, reason: str, ed=pd.NaT, ep=np.nan, xd=pd.NaT, xp=np.nan, held=np.nan) -> None:
+            gross = xp / ep - 1 if np.isfinite(ep) and np.isfinite(xp) else np.nan
+            rows.append({**base, "horizon": h, "entry_date": ed, "entry_price": ep, "exit_date": xd,
+                         "exit_price": xp, "gross_return": gross,
+                         "return": gross - cost if np.isfinite(gross) else np.nan,
+                         "exit_reason": reason, "held": held})
+
+        s = series(pick["code"])
+        if s is None:
+            for h in horizons:
+                emit(h, "no_data")
+            continue
+        o, hi, lo, c = s
+        ie = i_d + 1 if entry == "next_open" else i_d
+        if ie > last:
+            for h in horizons:
+                emit(h, "no_next_session")
+            continue
+        p0 = o[ie] if entry == "next_open" else c[ie]
+        if np.isnan(p0) or np.isnan(c[ie]):
+            # No bar on the entry session: a halt if it trades again, else gone.
+            reason = "untradable" if np.isfinite(c[ie + 1:]).any() else "delisted"
+            for h in horizons:
+                emit(h, reason)
+            continue
+        first_check = ie if entry == "next_open" else ie + 1
+        stop = min(last, i_d + maxh)
+        event = _first_event(o[first_check:stop + 1], hi[first_check:stop + 1], lo[first_check:stop + 1],
+                             p0, tp, sl) if first_check <= stop else None
+        ed = index[ie]
+        for h in horizons:
+            tgt = i_d + h
+            if event is not None and first_check + event[0] <= tgt:
+                ix = first_check + event[0]
+                emit(h, event[1], ed, p0, index[ix], event[2], ix - i_d)
+            elif tgt > last:
+                emit(h, "incomplete", ed, p0)
+            elif np.isfinite(c[tgt]):
+                emit(h, "horizon", ed, p0, index[tgt], c[tgt], h)
+            else:
+                # No bar on the horizon session: value at the last close before it.
+                j = ie + int(np.flatnonzero(np.isfinite(c[ie:tgt + 1]))[-1])
+                reason = "halted" if np.isfinite(c[tgt + 1:]).any() else "delisted"
+                emit(h, reason, ed, p0, index[j], c[j], j - i_d)
+    return _trades_frame(rows)
+
+
+def _trades_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=TRADE_COLUMNS)
+    for col in ("date", "entry_date", "exit_date"):
+        df[col] = pd.to_datetime(df[col])
+    for col in ("entry_price", "exit_price", "gross_return", "return", "score", "rank", "held"):
+        df[col] = df[col].astype(float)
+    df["horizon"] = df["horizon"].astype("int64")
+    return df
+
+
+# --------------------------------------------------------------------------
+# summary and equity (pure)
+# --------------------------------------------------------------------------
+
+def summarize(trades: pd.DataFrame) -> pd.DataFrame:
+    """Per horizon: count, win_rate, mean, median, profit_factor, best, worst, not_traded.
+
+    ``count`` is the number of trades with a return; ``not_traded`` the picks
+    without one (untradable, no data, no next session, incomplete).  Returns are
+    net of costs, as fractions (0.012 = +1.2 %).  ``profit_factor`` = sum of
+    gains / sum of losses (``inf`` without losses, NaN without trades).
+    """
+    out = []
+    for h, g in trades.groupby("horizon", sort=True):
+        r = g["return"].dropna()
+        gains, losses = r[r > 0].sum(), -r[r < 0].sum()
+        pf = gains / losses if losses > 0 else (np.inf if gains > 0 else np.nan)
+        out.append({"horizon": int(h), "count": int(r.size),
+                    "win_rate": float((r > 0).mean()) if r.size else np.nan,
+                    "mean": float(r.mean()) if r.size else np.nan,
+                    "median": float(r.median()) if r.size else np.nan,
+                    "profit_factor": float(pf),
+                    "best": float(r.max()) if r.size else np.nan,
+                    "worst": float(r.min()) if r.size else np.nan,
+                    "not_traded": int(g["return"].isna().sum())})
+    cols = ["count", "win_rate", "mean", "median", "profit_factor", "best", "worst", "not_traded"]
+    if not out:
+        return pd.DataFrame(columns=cols, index=pd.Index([], name="horizon", dtype="int64"))
+    return pd.DataFrame(out).set_index("horizon")[cols]
+
+
+def equity_curve(trades: pd.DataFrame, close: pd.DataFrame, sessions: Sequence[Any], horizon: int,
+                 cost_bps: float = DEFAULT_COST_BPS) -> pd.DataFrame:
+    """Daily equity of the equal-weight overlapping-cohort portfolio for one horizon (pure).
+
+    ``trades`` as from :func:`evaluate_trades`; ``close`` the same one-basis
+    close panel; ``sessions`` the scanned sessions in order (each one a cohort,
+    with or without picks).  Returns a frame indexed by session from the first
+    scanned session to the last row of ``close`` with columns ``equity``
+    (starts from 1.0), ``drawdown`` (<= 0), ``return`` (daily) and
+    ``positions`` (positions held during the session).  The rule is in the
+    module docstring.
+    """
+    H = _check_positive_int(horizon, "horizon", hi=MAX_HORIZON)
+    cost = _check_cost(cost_bps) / 10_000
+    index = pd.DatetimeIndex(close.index)
+    sess = pd.DatetimeIndex(pd.to_datetime(list(sessions))).sort_values()
+    if len(sess) == 0:
+        raise InvalidInputError("sessions is empty; the equity curve needs the scanned sessions")
+    spos = index.get_indexer(sess)
+    if (spos < 0).any():
+        raise InvalidInputError(f"session {sess[spos < 0][0].date()} is not in the close panel's index")
+    t0 = int(spos[0])
+    T = len(index) - t0
+    tl = index[t0:]
+    closes_ff = close.iloc[t0:].ffill()
+    tr = trades[trades["horizon"] == H]
+    by_date = {d: g for d, g in tr.groupby("date")}
+    sleeves = np.full((H, T), 1.0 / H)  # cash until a sleeve's first cohort (or forever, if none comes)
+    positions = np.zeros(T)
+    capital = np.full(H, 1.0 / H)  # each sleeve's value when its next cohort starts
+    start_of = np.full(H, -1)      # timeline offset where the sleeve's current cohort started
+    for k, (d, p) in enumerate(zip(sess, spos)):
+        s, a = k % H, int(p) - t0
+        if start_of[s] >= 0:
+            capital[s] = sleeves[s, a]  # the previous cohort's value at this session's close
+        start_of[s] = a
+        g = by_date.get(d)
+        path = np.ones(T - a)
+        if g is not None and len(g):
+            value = np.zeros(T - a)
+            for _, t in g.iterrows():
+                value += _position_path(t, tl[a:], closes_ff, cost, positions[a:])
+            path = value / len(g)
+        sleeves[s, a:] = capital[s] * path
+    equity = pd.Series(sleeves.sum(axis=0), index=tl, name="equity")
+    return pd.DataFrame({"equity": equity,
+                         "drawdown": equity / equity.cummax() - 1,
+                         "return": equity.pct_change().fillna(equity.iloc[0] - 1.0),
+                         "positions": positions.astype(int)}, index=tl)
+
+
+def _position_path(t: pd.Series, tl: pd.DatetimeIndex, closes_ff: pd.DataFrame, cost: float,
+                   positions: np.ndarray) -> np.ndarray:
+    """Value of 1.0 allotted to one pick, at each close of ``tl`` (also counts held sessions)."""
+    n = len(tl)
+    if not np.isfinite(t["entry_price"]):
+        return np.ones(n)  # never entered: the share stays in cash
+    ie = int(tl.get_indexer([t["entry_date"]])[0])
+    p0 = float(t["entry_price"])
+    mark = closes_ff[t["code"]].reindex(tl).to_numpy(dtype=float) / p0 - cost
+    path = np.ones(n)
+    if pd.isna(t["exit_date"]):  # incomplete: marked to market to the end
+        path[ie:] = mark[ie:]
+        positions[ie:] += 1
+        return path
+    ix = int(tl.get_indexer([t["exit_date"]])[0])
+    path[ie:ix] = mark[ie:ix]
+    path[ix:] = 1.0 + float(t["return"])
+    positions[ie:ix + 1] += 1
+    return path
+
+
+# --------------------------------------------------------------------------
+# the result object
+# --------------------------------------------------------------------------
+
+@dataclass
+class BacktestResult:
+    """What a backtest produced.
+
+    Attributes: ``trades`` (one row per pick and horizon), ``picks`` (the scan
+    results with a ``date`` column), ``prices`` (the one-basis evaluation
+    panels), ``sessions`` (scanned sessions), ``params`` (the arguments).
+
+    Example::
+
+        >>> res.summary().style.format("{:.2%}", subset=["win_rate", "mean", "median"])
+        >>> res.equity_for(5)["drawdown"].min()
+        >>> res.plot().savefig("backtest.png")
+    """
+
+    trades: pd.DataFrame
+    picks: pd.DataFrame
+    prices: dict[str, pd.DataFrame]
+    sessions: pd.DatetimeIndex
+    params: dict[str, Any] = field(default_factory=dict)
+    _equity: dict[int, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    @property
+    def horizons(self) -> tuple[int, ...]:
+        return tuple(self.params.get("horizons", sorted(self.trades["horizon"].unique())))
+
+    @property
+    def equity_horizon(self) -> int:
+        """The horizon ``equity`` uses: ``params['equity_horizon']``, else the longest one."""
+        return int(self.params.get("equity_horizon") or max(self.horizons))
+
+    def summary(self) -> pd.DataFrame:
+        """Per horizon: count, win_rate, mean, median, profit_factor, best, worst, not_traded."""
+        return summarize(self.trades)
+
+    def equity_for(self, horizon: int) -> pd.DataFrame:
+        """The portfolio's daily ``equity``, ``drawdown``, ``return`` and ``positions`` for one horizon."""
+        if horizon not in self.horizons:
+            raise InvalidInputError(f"horizon={horizon!r} was not backtested; choose one of {self.horizons}")
+        if horizon not in self._equity:
+            self._equity[horizon] = equity_curve(self.trades, self.prices["close"], self.sessions, horizon,
+                                                 self.params.get("cost_bps", DEFAULT_COST_BPS))
+        return self._equity[horizon]
+
+    @property
+    def equity(self) -> pd.DataFrame:
+        """``equity_for(self.equity_horizon)``: equity and drawdown of the longest horizon by default."""
+        return self.equity_for(self.equity_horizon)
+
+    def exit_reasons(self) -> pd.DataFrame:
+        """How many rows ended for each reason, per horizon."""
+        return (self.trades.groupby(["horizon", "exit_reason"]).size().unstack(fill_value=0)
+                if len(self.trades) else pd.DataFrame())
+
+    def plot(self, horizon: int | None = None) -> "Figure":
+        """Equity and drawdown, return distribution and win rate per horizon; returns the Figure."""
+        from ..plots.backtest import plot_backtest
+
+        return plot_backtest(self, horizon=horizon)
+
+    def __repr__(self) -> str:
+        p = self.params
+        span = f"{self.sessions[0].date()}..{self.sessions[-1].date()}" if len(self.sessions) else "empty"
+        return (f"BacktestResult({p.get('conditions', '?')!r}, {span}, {len(self.sessions)} sessions, "
+                f"{len(self.picks)} picks, horizons={self.horizons}, entry={p.get('entry')!r}, "
+                f"cost_bps={p.get('cost_bps')})")
+
+
+def simulate(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], sessions: Sequence[Any] | None = None, *,
+             horizons: Sequence[int] = DEFAULT_HORIZONS, entry: str = "next_open",
+             take_profit: float | None = None, stop_loss: float | None = None,
+             cost_bps: float = DEFAULT_COST_BPS, equity_horizon: int | None = None,
+             params: Mapping[str, Any] | None = None) -> BacktestResult:
+    """Turn picks and one-basis price panels into a :class:`BacktestResult` (pure).
+
+    ``sessions`` are the scanned sessions (cohorts for the equity curve); by
+    default the distinct pick dates.  Use this to backtest picks made any way
+    you like, e.g. from your own ``scan_panels`` loop::
+
+        >>> res = simulate(my_picks, {"open": o, "high": h, "low": l, "close": c},
+        ...                sessions=c.index[:20], horizons=(5,))
+    """
+    horizons, entry, tp, sl, cost = _check_params(horizons, entry, take_profit, stop_loss, cost_bps)
+    if equity_horizon is not None and equity_horizon not in horizons:
+        raise InvalidInputError(f"equity_horizon={equity_horizon!r} is not one of horizons={horizons}")
+    index, px = _align_prices(prices)
+    picks = picks if picks is not None else pd.DataFrame(columns=["date", "code"])
+    if sessions is None:
+        sessions = pd.DatetimeIndex(pd.to_datetime(picks["date"])).unique().sort_values()
+    trades = evaluate_trades(picks, px, horizons=horizons, entry=entry, take_profit=tp, stop_loss=sl,
+                             cost_bps=cost)
+    all_params = {**(params or {}), "horizons": horizons, "entry": entry, "take_profit": tp,
+                  "stop_loss": sl, "cost_bps": cost, "equity_horizon": equity_horizon}
+    return BacktestResult(trades=trades, picks=picks, prices=px,
+                          sessions=pd.DatetimeIndex(pd.to_datetime(list(sessions)), name="date"),
+                          params=all_params)
+
+
+# --------------------------------------------------------------------------
+# data loading: the public entry point
+# --------------------------------------------------------------------------
+
+def backtest(conditions: Any = "momentum", start: Any = None, end: Any = None, *,
+             universe: Any = "KOSPI+KOSDAQ", horizons: Sequence[int] | int = DEFAULT_HORIZONS,
+             entry: str = "next_open", take_profit: float | None = None, stop_loss: float | None = None,
+             cost_bps: float = DEFAULT_COST_BPS, max_picks: int | None = None, lookback: int = 220,
+             equity_horizon: int | None = None, progress: bool = True) -> BacktestResult:
+    """Run ``conditions`` on every XKRX session in ``[start, end]`` and measure its picks.
+
+    Arguments:
+        conditions: a preset name (``"momentum"``) or a condition object, as
+            :func:`finder.analysis.scan.scan` accepts.
+        start, end: the scanned range; ``'YYYYMMDD'``, ``'YYYY-MM-DD'``,
+            ``datetime.date`` or ``Timestamp``.  ``end`` may not be after today.
+        universe: as ``scan`` accepts (point-in-time membership is the scan's job).
+        horizons: sessions after the pick date at which each trade is closed.
+        entry: ``"next_open"`` (default) or ``"close"`` of the pick date.
+        take_profit, stop_loss: fractions such as 0.05 (5 %); ``None`` = off.
+            The old screener's "swing" rule was ``take_profit=0.05, stop_loss=0.05``
+            with 3-10 session holds.
+        cost_bps: round-trip cost in basis points (default 25; module docstring).
+        max_picks: keep only the top ``max_picks`` picks of each session by rank.
+        lookback: bars each scan uses (default 220, the old screener's window).
+        equity_horizon: the horizon ``result.equity`` shows (default the longest).
+        progress: show a tqdm progress bar of sessions done.
+
+    Every argument is checked before any request; bad ones raise
+    :class:`~finder._exceptions.InvalidInputError` naming the value.
+
+    Example::
+
+        >>> res = backtest("momentum", "2025-09-01", "2025-09-30", universe="KOSPI",
+        ...                horizons=(1, 5), take_profit=0.05, stop_loss=0.05, max_picks=10)
+        >>> res.summary()
+    """
+    # -- 1. validate everything before any data request ------------------
+    if start is None or end is None:
+        raise InvalidInputError(f"start={start!r} and end={end!r}: both are required, e.g. "
+                                "start='2025-09-01', end='2025-09-30'")
+    start_ts = calendar.parse_date(start, "start")
+    end_ts = calendar.parse_date(end, "end")
+    today = calendar.today()
+    if end_ts > today:
+        raise InvalidInputError(f"end={end!r} is in the future (today is {today.date()} KST)")
+    if start_ts > end_ts:
+        raise InvalidInputError(f"start={start!r} is after end={end!r}")
+    horizons_t, entry, tp, sl, cost = _check_params(horizons, entry, take_profit, stop_loss, cost_bps)
+    max_picks = _check_positive_int(max_picks, "max_picks", allow_none=True)
+    lookback = _check_positive_int(lookback, "lookback", lo=21, hi=10_000)
+    if equity_horizon is not None and equity_horizon not in horizons_t:
+        raise InvalidInputError(f"equity_horizon={equity_horizon!r} is not one of horizons={horizons_t}")
+    if not isinstance(progress, bool):
+        raise InvalidInputError(f"progress={progress!r} is not True or False")
+    _check_conditions(conditions)
+    sessions = calendar.sessions_in_range(start_ts, end_ts)
+    if len(sessions) == 0:
+        raise InvalidInputError(f"there is no XKRX session from start={start!r} to end={end!r}")
+
+    from . import scan as _scan  # imported late: the scanner pulls in the data layer
+
+    # -- 2. the picks: scan(d) sees bars up to d, adjusted as of d ----------
+    from tqdm.auto import tqdm
+
+    frames = []
+    for d in tqdm(sessions, desc="backtest", unit="session", disable=not progress):
+        picks = _scan.scan(d, universe=universe, conditions=conditions, lookback=lookback, top=max_picks)
+        if len(picks):
+            picks = picks.copy()
+            if "rank" not in picks.columns:
+                picks.insert(0, "rank", np.arange(1, len(picks) + 1))
+            picks.insert(0, "date", d)
+            frames.append(picks.reset_index(drop=True))
+    picks_all = (pd.concat(frames, ignore_index=True) if frames
+                 else pd.DataFrame(columns=["date", "rank", "code", "name", "score"]))
+    logger.info("backtest: %d picks over %d sessions", len(picks_all), len(sessions))
+
+    # -- 3. one evaluation panel, one adjustment basis ---------------------
+    eval_end = _evaluation_end(sessions[-1], max(horizons_t))
+    timeline = calendar.sessions_in_range(sessions[0], eval_end)
+    prices = _load_prices(sorted(set(picks_all["code"])), timeline)
+
+    params = {"conditions": conditions if isinstance(conditions, str) else repr(conditions),
+              "start": sessions[0], "end": sessions[-1], "universe": universe if isinstance(universe, str)
+              else repr(universe), "max_picks": max_picks, "lookback": lookback, "eval_end": eval_end,
+              "missing": prices.pop("_missing", [])}
+    return simulate(picks_all, prices, sessions, horizons=horizons_t, entry=entry, take_profit=tp,
+                    stop_loss=sl, cost_bps=cost, equity_horizon=equity_horizon, params=params)
+
+
+def _check_conditions(conditions: Any) -> None:
+    """Refuse an unknown preset name before any request (the scanner owns the list)."""
+    if isinstance(conditions, str):
+        try:
+            from . import scan as _scan
+        except ImportError:  # pragma: no cover - scanner not installed yet
+            return
+        known = getattr(_scan, "PRESETS", None)
+        if known is None:
+            known = getattr(_scan, "presets", None)
+            known = known() if callable(known) else known
+        if known is not None and conditions not in known:
+            raise InvalidInputError(f"conditions={conditions!r} is not a known preset; choose one of "
+                                    f"{sorted(known)} or pass a condition object")
+    elif conditions is None or isinstance(conditions, (bytes, numbers.Number)):
+        raise InvalidInputError(f"conditions={conditions!r} is not a preset name or a condition")
+
+
+def _evaluation_end(last_scan: pd.Timestamp, max_horizon: int) -> pd.Timestamp:
+    """The last session the trades need: ``max_horizon`` sessions after the last scan, capped at final data."""
+    d = last_scan
+    for _ in range(max_horizon):
+        d = calendar.next_session(d)
+    return min(d, max(calendar.latest_final_session(), last_scan))
+
+
+def _load_prices(codes: list[str], timeline: pd.DatetimeIndex) -> dict[str, Any]:
+    """OHLC panels for ``codes`` on ``timeline``, all adjusted as of its last session."""
+    from .. import data
+
+    empty = pd.DataFrame(index=timeline, columns=pd.Index([], dtype=object), dtype=float)
+    if not codes:
+        return {**{f: empty for f in PRICE_FIELDS}, "_missing": []}
+    panels = data.get_panel(codes, count=len(timeline), base_dt=timeline[-1], field=list(PRICE_FIELDS),
+                            adjusted=True)
+    missing = list(getattr(panels.get("close"), "attrs", {}).get("missing", []) or [])
+    if missing:
+        logger.warning("backtest: no evaluation bars for %d picked stocks (%s); their picks are 'no_data'",
+                       len(missing), ", ".join(missing[:10]))
+    out: dict[str, Any] = {f: panels[f].reindex(timeline) for f in PRICE_FIELDS}
+    out["_missing"] = missing
+    return out
