@@ -1,0 +1,10 @@
+"""The Kiwoom REST client: one public class behind small private modules.
+
+``_api`` (the class and the wire), ``_token`` (one shared token per app key),
+``_ratelimit`` (cross-process pacing), ``_parse`` (strings to numbers),
+``_secrets`` (redaction), ``_stats`` (what this process sent).
+"""
+
+from ._api import DailyWalk, KiwoomAPI, parse_markets
+
+__all__ = ["KiwoomAPI", "DailyWalk", "parse_markets"]

@@ -1,0 +1,80 @@
+"""Request pacing per (app key, api-id), shared by every process on the machine.
+
+Kiwoom keys its limit on (app key, api-id) and allows little or no burst, and
+several processes share one app key.  So the pacing state lives in a small
+file per (app key, api-id) under the cache folder: the time at which the next
+request may leave.  Each request takes the file lock, books the next free
+slot, releases the lock and sleeps until its slot.  Requests therefore leave
+at most ``rate`` per second *between all processes*, evenly spaced.
+
+Not guaranteed: pacing between machines, or against a server whose clock
+window differs; the client still backs off on a 429.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+
+from filelock import FileLock
+
+from .._paths import ensure_private_dir
+
+
+class MemoryRateLimiter:
+    """Pacing inside one process (used with the in-process simulator)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, api_id: str) -> float:
+        if not self.rate:
+            return 0.0
+        with self._lock:
+            now = time.time()
+            slot = max(now, self._next.get(api_id, 0.0))
+            self._next[api_id] = slot + 1.0 / self.rate
+        wait = slot - now
+        if wait > 0:
+            time.sleep(wait)
+        return wait
+
+
+class FileRateLimiter:
+    """Pacing across processes through one slot file per (app key, api-id)."""
+
+    def __init__(self, rate: float | None, folder: Path, app_key: str) -> None:
+        self.rate = rate
+        self.folder = ensure_private_dir(Path(folder))
+        self._key = hashlib.sha256(app_key.encode()).hexdigest()[:16]
+
+    def _paths(self, api_id: str) -> tuple[Path, Path]:
+        base = self.folder / f"{self._key}-{api_id}"
+        return base.with_suffix(".slot"), base.with_suffix(".lock")
+
+    def acquire(self, api_id: str) -> float:
+        if not self.rate:
+            return 0.0
+        slot_path, lock_path = self._paths(api_id)
+        with FileLock(str(lock_path)):
+            now = time.time()
+            try:
+                booked = float(slot_path.read_text() or 0.0)
+            except (FileNotFoundError, ValueError):
+                booked = 0.0
+            # A slot far in the future means a clock jump or a corrupt file: don't wait on it.
+            if booked > now + 60:
+                booked = now
+            slot = max(now, booked)
+            tmp = slot_path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(repr(slot + 1.0 / self.rate))
+            os.replace(tmp, slot_path)
+        wait = slot - now
+        if wait > 0:
+            time.sleep(wait)
+        return wait
