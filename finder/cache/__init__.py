@@ -1,0 +1,248 @@
+"""finder's disk cache of daily bars: look at it, warm it, trim it.
+
+Bars fetched once are kept on disk with ``joblib.Memory`` and reused across
+kernel restarts, notebooks, papermill runs and worker processes.  How entries
+are keyed and kept correct is explained in ``_store`` and ``_history``; this
+module is the user-facing surface.
+
+Example::
+
+    >>> import finder
+    >>> finder.cache.info()["location"]              # doctest: +SKIP
+    >>> finder.cache.warm("KOSPI", count=600)        # doctest: +SKIP
+    >>> finder.cache.prune(max_bytes="2GB", older_than="30d")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import _validate, calendar
+from .._exceptions import InvalidInputError, KiwoomError
+from .._paths import cache_dir
+from ..client import _stats
+from ._store import Store
+
+__all__ = ["info", "clear", "prune", "warm", "location", "parse_size", "parse_age"]
+
+log = logging.getLogger("finder.cache")
+
+
+def location() -> Path:
+    """The cache folder in use (``FINDER_CACHE_DIR``, the checkout's ``cache_dir/``, or a per-user folder)."""
+    return cache_dir()
+
+
+def _root(root: str | os.PathLike | None) -> Path:
+    return Path(root).expanduser().resolve() if root else cache_dir()
+
+
+def _entries(root: Path):
+    base = root / "joblib"
+    if not base.is_dir():
+        return
+    for meta_dir, _dirs, files in os.walk(base):
+        if "output.pkl" in files:
+            yield Path(meta_dir)
+
+
+def _dir_bytes(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def info(root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Where the cache is and what it holds, plus this process's hits, misses and upstream requests.
+
+    Keys: ``location``, ``entries``, ``stocks`` (stocks with a history),
+    ``bytes``, ``hits``, ``misses``, ``requests`` (per api-id, this process),
+    ``retries``, ``rate_limited``, ``writable``, ``unsafe``.
+    """
+    path = _root(root)
+    store = Store.for_root(path) if path.exists() else None
+    index = path / "finder" / "index"
+    return {
+        "location": str(path),
+        "entries": sum(1 for _ in _entries(path)),
+        "stocks": len(list(index.glob("*.json"))) if index.is_dir() else 0,
+        "bytes": _dir_bytes(path / "joblib") + (_dir_bytes(index) if index.is_dir() else 0),
+        "hits": store.stats.hits if store else 0,
+        "misses": store.stats.misses if store else 0,
+        **{k: v for k, v in _stats.snapshot().items()},
+        "writable": bool(store.writable) if store else False,
+        "unsafe": store.unsafe if store else None,
+    }
+
+
+def clear(code: str | None = None, root: str | os.PathLike | None = None) -> int:
+    """Remove every cached bar, or only one stock's (``code``); returns how many entries went.
+
+    Tokens and pacing state are kept: they are not data.
+    """
+    path = _root(root)
+    store = Store.for_root(path)
+    if code is None:
+        n = sum(1 for _ in _entries(path))
+        shutil.rmtree(path / "joblib", ignore_errors=True)
+        shutil.rmtree(path / "finder" / "index", ignore_errors=True)
+        with store._lru_lock:
+            store._lru.clear()
+        return n
+    code = _validate.code(code)
+    n = 0
+    with store.lock(code):
+        try:
+            (path / "finder" / "index" / f"{code}.json").unlink()
+        except FileNotFoundError:
+            pass
+        needle = repr(code)
+        for entry in list(_entries(path)):
+            try:
+                meta = json.loads((entry / "metadata.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if meta.get("input_args", {}).get("code") == needle:
+                shutil.rmtree(entry, ignore_errors=True)
+                n += 1
+        with store._lru_lock:
+            for key in [k for k in store._lru if k[0] == code]:
+                del store._lru[key]
+    return n
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(I?B)?\s*$", re.I)
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)
+
+
+def parse_size(value: Any) -> int:
+    """``'2GB'``, ``'500M'``, ``1048576`` → bytes."""
+    if isinstance(value, bool):
+        raise InvalidInputError(f"max size {value!r} is not a size")
+    if isinstance(value, (int, float)) and value >= 0:
+        return int(value)
+    m = _SIZE.match(str(value)) if isinstance(value, str) else None
+    if not m:
+        raise InvalidInputError(f"max size {value!r} is not a size such as '2GB' or '500MB'")
+    mult = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}[m.group(2).upper()]
+    return int(float(m.group(1)) * mult)
+
+
+def parse_age(value: Any) -> float:
+    """``'30d'``, ``'12h'``, ``'2w'`` or seconds → seconds."""
+    if isinstance(value, bool):
+        raise InvalidInputError(f"age {value!r} is not a duration")
+    if isinstance(value, (int, float)) and value >= 0:
+        return float(value)
+    m = _AGE.match(str(value)) if isinstance(value, str) else None
+    if not m:
+        raise InvalidInputError(f"age {value!r} is not a duration such as '30d' or '12h'")
+    mult = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2).lower()]
+    return float(m.group(1)) * mult
+
+
+def prune(max_bytes: Any = None, older_than: Any = None, root: str | os.PathLike | None = None) -> dict[str, int]:
+    """Trim the cache: drop entries unused for ``older_than``, then the least recently used until under ``max_bytes``.
+
+    Expired live bars are always dropped.  A pruned stock is simply fetched
+    again when next asked for; nothing wrong is ever served.  Returns counts.
+    """
+    limit = parse_size(max_bytes) if max_bytes is not None else None
+    age = parse_age(older_than) if older_than is not None else None
+    path = _root(root)
+    from ._store import live_ttl
+
+    now = time.time()
+    items = []
+    for entry in _entries(path):
+        try:
+            st = os.stat(entry / "output.pkl")
+        except OSError:
+            continue
+        used = max(st.st_atime, st.st_mtime)
+        size = _dir_bytes(entry)
+        is_live = entry.parent.name == "live"
+        items.append((used, size, entry, is_live, st.st_mtime))
+    removed = freed = 0
+
+    def drop(entry: Path, size: int) -> None:
+        nonlocal removed, freed
+        shutil.rmtree(entry, ignore_errors=True)
+        removed += 1
+        freed += size
+
+    keep = []
+    for used, size, entry, is_live, mtime in items:
+        if is_live and now - mtime > live_ttl():
+            drop(entry, size)
+        elif age is not None and now - used > age:
+            drop(entry, size)
+        else:
+            keep.append((used, size, entry))
+    if limit is not None:
+        total = sum(s for _, s, _ in keep)
+        for used, size, entry in sorted(keep):
+            if total <= limit:
+                break
+            drop(entry, size)
+            total -= size
+    store = Store.for_root(path)
+    with store._lru_lock:
+        store._lru.clear()
+    return {"removed": removed, "freed_bytes": freed, "kept": len(items) - removed}
+
+
+def warm(universe: Any = "KOSPI", count: int = 600, base_dt: Any = None, progress: bool = True,
+         client=None) -> dict[str, Any]:
+    """Fetch ``count`` bars for every stock of ``universe`` into the cache, with a progress bar.
+
+    Stocks already cached are skipped, so an interrupted warm-up resumes where
+    it stopped.  ``universe`` is a market name (``'KOSPI'``, ``'KOSPI+KOSDAQ'``)
+    or a list of codes.  Returns counts of done, skipped and failed stocks.
+    """
+    from .. import data
+    from ._ohlcv import _pointer_covers, resolve
+
+    count = _validate.count(count)
+    when = _validate.base_dt(base_dt)
+    api = client or data.default_client()
+    if isinstance(universe, str) and not re.match(r"^[0-9][0-9A-Z]{5}", universe):
+        codes = list(data.get_stock_list(universe, client=api)["code"])
+    elif isinstance(universe, (list, tuple)):
+        codes = [_validate.code(c) for c in universe]
+    else:
+        raise InvalidInputError(f"universe={universe!r} is not a market name or a list of codes")
+    store = Store.for_client(api)
+    session, live = resolve(when)
+    end = calendar.previous_session(session) if live else session
+    import numpy as np
+
+    end64 = np.datetime64(end.date(), "D")
+    from tqdm.auto import tqdm
+
+    done = skipped = 0
+    failed: dict[str, str] = {}
+    for code in tqdm(codes, desc="warming cache", unit="stock", disable=not progress):
+        ptr_ok = _pointer_covers(store, code, end64)
+        try:
+            store.ensure(api, code, end64, count)
+        except KiwoomError as exc:
+            failed[code] = f"{type(exc).__name__}: {exc}"
+            continue
+        if ptr_ok:
+            skipped += 1
+        else:
+            done += 1
+    return {"stocks": len(codes), "fetched": done, "skipped": skipped, "failed": failed}

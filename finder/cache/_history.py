@@ -1,0 +1,257 @@
+"""One stock's bar history in the cache, and how adjusted prices are rebuilt from it.
+
+Kiwoom adjusts prices *as of the base_dt requested*: a series fetched with
+``base_dt=B`` applies only corporate actions with ex-date ``<= B``.  So the
+same old session carries different adjusted prices in answers with different
+``base_dt``, and windows fetched at different ``base_dt`` cannot be stitched.
+
+finder therefore keeps, per stock:
+
+* the **raw** bars (``upd_stkpc_tp=0``), which never change, and
+* the **corporate actions** (ex-date, price factor, volume factor), found by
+  comparing one raw walk with one adjusted walk fetched at the same anchor:
+  the ratio adjusted/raw is a step function whose steps are the actions.
+
+Any ``base_dt = D`` is then rebuilt locally: ``adj_D(t) = round(raw(t) * prod(f_e
+for actions e with t < ex_e <= D))``.  When no action lies between ``D`` and the
+anchor, the adjusted numbers Kiwoom itself sent are returned unchanged.
+
+Guarantee: equal to what Kiwoom returns for ``D`` where no action falls in
+``(D, anchor]``; otherwise within 1 KRW (the rounding of a rebuilt product).
+Not guaranteed: actions too small to move any price by a whole won are not
+detected; their effect is below the same 1 KRW.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+PRICE_COLS = ("open", "high", "low", "close")
+
+
+@dataclass
+class Walk:
+    """The rows of one upstream ka10081 walk (what the memoized fetch stores)."""
+
+    code: str
+    base_dt: np.datetime64          # the anchor the walk was fetched at (a final session)
+    adjusted: bool
+    dates: np.ndarray               # datetime64[D], ascending
+    prices: np.ndarray              # float64 (n, 4): open, high, low, close
+    volume: np.ndarray              # int64
+    value: np.ndarray               # int64 (KRW)
+    reached_start: bool             # nothing older exists upstream
+
+    @classmethod
+    def from_frame(cls, code: str, base_dt: pd.Timestamp, adjusted: bool, frame: pd.DataFrame,
+                   reached_start: bool) -> "Walk":
+        return cls(
+            code=code,
+            base_dt=np.datetime64(base_dt.date(), "D"),
+            adjusted=adjusted,
+            dates=frame.index.values.astype("datetime64[D]"),
+            prices=frame[list(PRICE_COLS)].to_numpy(dtype="float64", copy=True),
+            volume=frame["volume"].fillna(0).to_numpy().round().astype("int64"),
+            value=frame["value"].fillna(0).to_numpy().round().astype("int64"),
+            reached_start=reached_start,
+        )
+
+
+@dataclass
+class Events:
+    """Corporate actions: ex-dates with their price and volume factors."""
+
+    ex: np.ndarray = field(default_factory=lambda: np.array([], dtype="datetime64[D]"))
+    price: np.ndarray = field(default_factory=lambda: np.array([], dtype="float64"))
+    volume: np.ndarray = field(default_factory=lambda: np.array([], dtype="float64"))
+
+    def __len__(self) -> int:
+        return len(self.ex)
+
+
+def find_events(raw: Walk, adj: Walk) -> Events:
+    """The corporate actions visible between a raw and an adjusted walk with the same anchor.
+
+    Both walks hold Kiwoom's integers.  For each row, ``sum(adj OHLC) /
+    sum(raw OHLC)`` estimates the cumulative factor; rounding moves each price
+    by at most 1 KRW, so two neighbouring rows belong to different steps only
+    when their ratios differ by more than that bound.  Each step's factor is
+    then estimated from all of its rows, which makes it precise.
+    """
+    common, ri, ai = np.intersect1d(raw.dates, adj.dates, return_indices=True)
+    if len(common) == 0:
+        return Events()
+    rs = raw.prices[ri].sum(axis=1)
+    as_ = adj.prices[ai].sum(axis=1)
+    rv = raw.volume[ri].astype("float64")
+    av = adj.volume[ai].astype("float64")
+    ok = (rs > 0) & (as_ > 0)
+    dates, rs, as_, rv, av = common[ok], rs[ok], as_[ok], rv[ok], av[ok]
+    if len(dates) == 0:
+        return Events()
+    ratio = as_ / rs
+    bound = 4.0 / as_  # up to 1 KRW of rounding on each of the four prices
+    jump = np.abs(ratio[1:] / ratio[:-1] - 1.0) > (bound[1:] + bound[:-1])
+    starts = np.concatenate([[0], np.nonzero(jump)[0] + 1])
+    ends = np.concatenate([starts[1:], [len(dates)]])
+    seg_price = np.array([as_[s:e].sum() / rs[s:e].sum() for s, e in zip(starts, ends)])
+    seg_vol = np.array([(av[s:e].sum() / rv[s:e].sum()) if rv[s:e].sum() > 0 else 1.0 for s, e in zip(starts, ends)])
+    ex, pf, vf = [], [], []
+    for k in range(1, len(starts)):
+        ex.append(dates[starts[k]])
+        pf.append(seg_price[k - 1] / seg_price[k])
+        vf.append(seg_vol[k - 1] / seg_vol[k])
+    # The newest step should be 1 (nothing after the last row up to the anchor).  If it is
+    # not, an action happened after the stock's last row (e.g. during a suspension).
+    last_bound = 4.0 / as_[starts[-1]:].sum() * 4
+    if abs(seg_price[-1] - 1.0) > last_bound:
+        ex.append(dates[-1] + np.timedelta64(1, "D"))
+        pf.append(seg_price[-1])
+        vf.append(seg_vol[-1])
+    return Events(np.array(ex, dtype="datetime64[D]"), np.array(pf, dtype="float64"), np.array(vf, dtype="float64"))
+
+
+@dataclass
+class History:
+    """A stock's cached bars: raw prices, Kiwoom's adjusted prices as of ``anchor``, and the actions."""
+
+    code: str
+    anchor: np.datetime64           # last final session the history covers
+    reached_start: bool
+    dates: np.ndarray               # datetime64[D] ascending
+    raw: np.ndarray                 # float64 (n, 4)
+    adj: np.ndarray                 # float64 (n, 4): adjusted as of anchor (Kiwoom's own numbers)
+    raw_volume: np.ndarray          # int64
+    adj_volume: np.ndarray          # int64
+    value: np.ndarray               # int64
+    events: Events
+
+    # -- compact storage: one bytes blob, so a cache hit is one C-speed unpickle --
+    def to_bytes(self) -> bytes:
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def from_bytes(blob: bytes) -> "History":
+        obj = pickle.loads(blob)
+        if not isinstance(obj, History):
+            raise TypeError("not a finder History")
+        return obj
+
+    # -- queries ---------------------------------------------------------------
+    @property
+    def first(self) -> np.datetime64 | None:
+        return self.dates[0] if len(self.dates) else None
+
+    @property
+    def last_row(self) -> np.datetime64 | None:
+        return self.dates[-1] if len(self.dates) else None
+
+    def rows_on_or_before(self, end: np.datetime64) -> int:
+        return int(np.searchsorted(self.dates, end, "right"))
+
+    def covers(self, end: np.datetime64, count: int) -> bool:
+        """True when the last ``count`` bars on or before ``end`` are all here."""
+        return end <= self.anchor and (self.reached_start or self.rows_on_or_before(end) >= count)
+
+    def arrays(self, end: np.datetime64, count: int, adjusted: bool, as_of: np.datetime64 | None = None):
+        """(dates, prices (n,4), volume, value) for the last ``count`` rows on or before ``end``.
+
+        Adjusted rows are as of ``as_of`` (default ``end``), which must be on or
+        before the anchor: actions after ``as_of`` are taken out.
+        """
+        hi = self.rows_on_or_before(end)
+        lo = max(0, hi - count)
+        dates = self.dates[lo:hi]
+        if not adjusted:
+            return dates, self.raw[lo:hi], self.raw_volume[lo:hi], self.value[lo:hi]
+        as_of = end if as_of is None else as_of
+        ev = self.events
+        later = (ev.ex > as_of) & (ev.ex <= self.anchor)
+        if not later.any():
+            return dates, self.adj[lo:hi], self.adj_volume[lo:hi], self.value[lo:hi]
+        # Rebuild from raw: each row gets the actions with t < ex <= as_of.
+        use = ev.ex <= as_of
+        ex, pf, vf = ev.ex[use], ev.price[use], ev.volume[use]
+        if len(ex) == 0:
+            return dates, self.raw[lo:hi], self.raw_volume[lo:hi], self.value[lo:hi]
+        # suffix products: factor for a row = product of factors with ex > t
+        suffix_p = np.concatenate([np.cumprod(pf[::-1])[::-1], [1.0]])
+        suffix_v = np.concatenate([np.cumprod(vf[::-1])[::-1], [1.0]])
+        k = np.searchsorted(ex, dates, "right")
+        fp, fv = suffix_p[k], suffix_v[k]
+        prices = np.round(self.raw[lo:hi] * fp[:, None])
+        volume = np.round(self.raw_volume[lo:hi] * fv).astype("int64")
+        return dates, prices, volume, self.value[lo:hi]
+
+    def frame(self, end: np.datetime64, count: int, adjusted: bool, as_of: np.datetime64 | None = None) -> pd.DataFrame:
+        dates, prices, volume, value = self.arrays(end, count, adjusted, as_of)
+        return bars_frame(dates, prices, volume, value)
+
+
+def bars_frame(dates: np.ndarray, prices: np.ndarray, volume: np.ndarray, value: np.ndarray) -> pd.DataFrame:
+    """The public frame shape: ``date`` index, float OHLC, int64 volume and value."""
+    index = pd.DatetimeIndex(dates.astype("datetime64[ns]"), name="date")
+    return pd.DataFrame(
+        {"open": prices[:, 0], "high": prices[:, 1], "low": prices[:, 2], "close": prices[:, 3],
+         "volume": np.asarray(volume, dtype="int64"), "value": np.asarray(value, dtype="int64")},
+        index=index, copy=True,
+    )
+
+
+def build(code: str, raw: Walk, adj: Walk, forward: list[Walk]) -> History:
+    """Assemble a history from a base pair (raw and adjusted at one anchor) and forward walks.
+
+    Forward walks are adjusted walks at later anchors that were checked to add
+    no corporate action (their overlap row equals ours), so their new rows are
+    raw and adjusted at once.
+    """
+    common = np.intersect1d(raw.dates, adj.dates)
+    ri = np.searchsorted(raw.dates, common)
+    ai = np.searchsorted(adj.dates, common)
+    dates = [common]
+    raws, adjs = [raw.prices[ri]], [adj.prices[ai]]
+    rvol, avol, val = [raw.volume[ri]], [adj.volume[ai]], [raw.value[ri]]
+    anchor = raw.base_dt
+    last = common[-1] if len(common) else None
+    for w in forward:
+        new = w.dates > last if last is not None else np.ones(len(w.dates), bool)
+        dates.append(w.dates[new])
+        raws.append(w.prices[new])
+        adjs.append(w.prices[new])
+        rvol.append(w.volume[new])
+        avol.append(w.volume[new])
+        val.append(w.value[new])
+        anchor = max(anchor, w.base_dt)
+        if new.any():
+            last = w.dates[new][-1]
+    return History(
+        code=code,
+        anchor=anchor,
+        reached_start=bool(raw.reached_start and adj.reached_start),
+        dates=np.concatenate(dates),
+        raw=np.concatenate(raws),
+        adj=np.concatenate(adjs),
+        raw_volume=np.concatenate(rvol),
+        adj_volume=np.concatenate(avol),
+        value=np.concatenate(val),
+        events=find_events(raw, adj),
+    )
+
+
+def adds_no_action(history: History, forward: Walk) -> bool:
+    """True when an adjusted walk at a later anchor agrees exactly with our last row.
+
+    Kiwoom's adjusted numbers for a row change only when a corporate action
+    falls after it; identical integers mean none happened in between.
+    """
+    last = history.last_row
+    if last is None:
+        return True
+    i = np.searchsorted(forward.dates, last)
+    if i >= len(forward.dates) or forward.dates[i] != last:
+        return False  # no overlap to check against: be safe
+    return bool(np.array_equal(forward.prices[i], history.adj[-1]) and forward.volume[i] == history.adj_volume[-1])

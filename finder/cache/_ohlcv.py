@@ -1,0 +1,206 @@
+"""``get_ohlcv`` and ``get_panel`` served from the cache.
+
+A request ``(code, count, base_dt, adjusted)`` is resolved with the XKRX
+calendar in KST before anything else: ``base_dt=None`` or today becomes
+today's session while its bar is live (09:00 to the cut-off) and the latest
+final session otherwise; a holiday becomes the session before it.  Final bars
+come from the stock's history (see ``_store``); a live bar comes from a short
+entry that expires after ``FINDER_LIVE_TTL`` seconds (default 60).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from .. import _validate, calendar
+from .._exceptions import InvalidInputError, KiwoomError, StockNotFoundError
+from ._history import History, bars_frame
+from ._store import Store
+
+log = logging.getLogger("finder.cache")
+
+FIELDS = ("open", "high", "low", "close", "volume", "value")
+
+
+def resolve(when: pd.Timestamp | None) -> tuple[pd.Timestamp, bool]:
+    """(session, is_live) for a validated ``base_dt`` (None = latest)."""
+    live = calendar.live_session()
+    day = calendar.today() if when is None else when
+    if live is not None and day >= live:
+        return live, True
+    session = calendar.session_on_or_before(day)
+    final = calendar.latest_final_session()
+    return min(session, final), False
+
+
+def _d(ts: pd.Timestamp) -> np.datetime64:
+    return np.datetime64(ts.date(), "D")
+
+
+def _apply_live(hist: History, end: np.datetime64, count: int, adjusted: bool, lv: dict):
+    """Final rows before today plus today's live bar, adjusted as of today."""
+    has_bar = bool(lv.get("has_bar"))
+    n_final = count - 1 if has_bar else count
+    dates, prices, volume, value = hist.arrays(end, max(n_final, 0), adjusted)
+    if n_final <= 0:
+        dates, prices, volume, value = dates[:0], prices[:0], volume[:0], value[:0]
+    prices = np.array(prices, dtype="float64", copy=True)
+    volume = np.array(volume, dtype="int64", copy=True)
+    # A corporate action whose ex-date is today shows up as a changed previous row.
+    if adjusted and "prev" in lv and hist.last_row is not None and lv["prev_date"] == hist.last_row:
+        ours = hist.adj[-1]
+        if not np.array_equal(lv["prev"], ours) and ours.sum() > 0:
+            pf = float(lv["prev"].sum() / ours.sum())
+            vf = float(lv["prev_volume"] / hist.adj_volume[-1]) if hist.adj_volume[-1] else 1.0
+            prices = np.round(prices * pf)
+            volume = np.round(volume * vf).astype("int64")
+    if has_bar:
+        o, h, l, c, v, val = lv["bar"]
+        dates = np.append(dates, np.datetime64(lv["session"], "D"))
+        prices = np.vstack([prices.reshape(-1, 4), [[o, h, l, c]]])
+        volume = np.append(volume, v)
+        value = np.append(value, val)
+    return dates, prices, volume, value
+
+
+def _arrays(store: Store, client, code: str, session: pd.Timestamp, live: bool, count: int, adjusted: bool):
+    if live:
+        final_end = _d(calendar.previous_session(session))
+        hist = store.ensure(client, code, final_end, count)
+        lv = store.live(client, code, session)
+        out = _apply_live(hist, final_end, count, adjusted, lv)
+    else:
+        end = _d(session)
+        hist = store.ensure(client, code, end, count)
+        out = hist.arrays(end, count, adjusted)
+    if len(out[0]) == 0:
+        raise StockNotFoundError(f"no daily bars for {code} on or before {session.date()} "
+                                 "(not listed yet, or delisted long before)")
+    return out
+
+
+def get_ohlcv(client, code: str, count: int, when: pd.Timestamp | None, adjusted: bool) -> pd.DataFrame:
+    """The cached ``get_ohlcv`` (arguments already validated by the caller)."""
+    store = Store.for_client(client)
+    if not store.usable:
+        store.warn_once("readonly", f"the cache folder {store.root} is not writable; serving data uncached")
+        return client.fetch_ohlcv(code, count, when, adjusted)
+    session, live = resolve(when)
+    return bars_frame(*_arrays(store, client, code, session, live, count, adjusted))
+
+
+def _codes(codes: Any) -> list[str]:
+    if isinstance(codes, str):
+        codes = [codes]
+    if isinstance(codes, (pd.Index, pd.Series, np.ndarray)):
+        codes = list(codes)
+    if not isinstance(codes, (list, tuple)):
+        raise InvalidInputError(f"codes={codes!r} is not a list of stock codes")
+    out, seen = [], set()
+    for c in codes:
+        v = _validate.code(c, "codes[]")
+        if v not in seen:
+            seen.add(v)
+            out.append(v)
+    if not out:
+        raise InvalidInputError("codes is empty")
+    return out
+
+
+def _fields(field: Any) -> tuple[list[str], bool]:
+    single = isinstance(field, str)
+    fields = [field] if single else field
+    if not isinstance(fields, (list, tuple)) or not fields:
+        raise InvalidInputError(f"field={field!r} must be one of {FIELDS} or a list of them")
+    for f in fields:
+        if f not in FIELDS:
+            raise InvalidInputError(f"unknown field {f!r}; use one of {FIELDS}")
+    return list(fields), single
+
+
+def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = None, field: Any = "close",
+              adjusted: bool = True, progress: bool | None = None):
+    """Bars of many stocks in one frame: dates × codes (one field) or a dict of such frames.
+
+    Stocks that cannot be served (unknown, no bars on or before the date, or an
+    API error) are left out and listed with the reason in ``.attrs["missing"]``.
+    """
+    code_list = _codes(codes)
+    count = _validate.count(count)
+    when = _validate.base_dt(base_dt)
+    fields, single = _fields(field)
+    adjusted = _validate.boolean(adjusted, "adjusted")
+    store = Store.for_client(client)
+    session, live = resolve(when)
+
+    results: dict[str, tuple] = {}
+    missing: dict[str, str] = {}
+    show = progress if progress is not None else len(code_list) > 1
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+
+        # The bar only appears when something must be fetched; warm loads are too quick to need one.
+        final_end = _d(calendar.previous_session(session)) if live else _d(session)
+        cold = [c for c in code_list if not _pointer_covers(store, c, final_end)]
+        if cold:
+            bar = tqdm(total=len(code_list), desc="bars", unit="stock", leave=False, file=sys.stderr)
+    try:
+        for code in code_list:
+            try:
+                if not store.usable:
+                    df = client.fetch_ohlcv(code, count, session if not live else None, adjusted)
+                    results[code] = (df.index.values.astype("datetime64[D]"),
+                                     df[["open", "high", "low", "close"]].to_numpy(), df.volume.to_numpy(),
+                                     df.value.to_numpy())
+                else:
+                    results[code] = _arrays(store, client, code, session, live, count, adjusted)
+            except KiwoomError as exc:
+                missing[code] = f"{type(exc).__name__}: {exc}"
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if missing:
+        log.warning("get_panel: %d of %d codes left out (see .attrs['missing'])", len(missing), len(code_list))
+    panels = _assemble(results, fields)
+    for p in panels.values():
+        p.attrs["missing"] = dict(missing)
+        p.attrs["session"] = session
+        p.attrs["live"] = live
+    return panels[fields[0]] if single else panels
+
+
+def _pointer_covers(store: Store, code: str, end: np.datetime64) -> bool:
+    ptr = store.read_pointer(code)
+    return ptr is not None and np.datetime64(ptr["anchor"], "D") >= end
+
+
+def _assemble(results: dict[str, tuple], fields: list[str]) -> dict[str, pd.DataFrame]:
+    codes = list(results)
+    if codes:
+        all_dates = np.unique(np.concatenate([r[0] for r in results.values()]))
+    else:
+        all_dates = np.array([], dtype="datetime64[D]")
+    index = pd.DatetimeIndex(all_dates.astype("datetime64[ns]"), name="date")
+    n, m = len(all_dates), len(codes)
+    arrays = {f: np.full((n, m), np.nan) for f in fields}
+    col = {"open": 0, "high": 1, "low": 2, "close": 3}
+    for j, code in enumerate(codes):
+        dates, prices, volume, value = results[code]
+        rows = np.searchsorted(all_dates, dates)
+        for f in fields:
+            if f in col:
+                arrays[f][rows, j] = prices[:, col[f]]
+            elif f == "volume":
+                arrays[f][rows, j] = volume
+            else:
+                arrays[f][rows, j] = value
+    columns = pd.Index(codes, name="code")
+    return {f: pd.DataFrame(arrays[f], index=index, columns=columns) for f in fields}

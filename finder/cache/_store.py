@@ -1,0 +1,312 @@
+"""The cache store: joblib.Memory entries, one pointer per stock, and single-flight locks.
+
+Layout under the cache folder::
+
+    joblib/...                 joblib.Memory's own entries (walks, histories, live bars)
+    finder/index/<code>.json   pointer: which history entry is current for the stock
+    finder/locks/<code>.lock   held while one process fetches that stock
+    finder/tokens/, finder/ratelimit/   the client's shared token and pacing slots
+
+How a request is served (``ensure``):
+
+1. Read the stock's pointer; if its history covers the request, load it (a
+   joblib hit) — no lock, no request.
+2. Otherwise take the stock's file lock (single flight: other processes asking
+   for the same stock wait here, then find the work done), re-read the
+   pointer, and extend the history:
+
+   * nothing yet: one raw and one adjusted walk at the newest final session,
+     deep enough for the request, rounded up to whole 600-row pages (a page
+     costs one request whatever it holds);
+   * newer sessions needed: one adjusted walk from our last row to the newest
+     final session; if its overlap row still equals ours, no corporate action
+     happened and its rows are raw and adjusted at once (one request);
+     otherwise a fresh raw and adjusted pair replaces the history;
+   * older rows needed: a deeper pair at the same anchor.
+
+   The assembled history is memoized under the list of walks it came from,
+   and the pointer is replaced atomically.
+
+Guarantees: a pointer only ever names a history built from complete walks;
+results are identical whichever process fetched them.  Not guaranteed: a
+stock whose walk keeps failing is fetched again on each call (errors are never
+cached).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from filelock import FileLock
+
+from .. import calendar
+from .._exceptions import CacheError
+from .._models import DAILY_PAGE_SIZE
+from .._paths import ensure_private_dir, state_dir, unsafe_reason, write_private_file
+from . import _fetch, _memo
+from ._history import History, Walk, adds_no_action
+
+log = logging.getLogger("finder.cache")
+
+LIVE_TTL_DEFAULT = 60.0
+_LRU_SIZE = 4096
+
+
+def live_ttl() -> float:
+    raw = os.environ.get("FINDER_LIVE_TTL")
+    try:
+        return float(raw) if raw else LIVE_TTL_DEFAULT
+    except ValueError:
+        return LIVE_TTL_DEFAULT
+
+
+def _live_is_fresh(metadata: dict) -> bool:
+    # joblib passes the entry's metadata; its "time" is when the bar was fetched.
+    fetched = metadata.get("time") if metadata else None
+    return fetched is not None and time.time() - float(fetched) < live_ttl()
+
+
+def pages(rows: int) -> int:
+    """Rows rounded up to whole pages: a page costs one request whether it holds 1 row or 600."""
+    return max(1, -(-rows // DAILY_PAGE_SIZE)) * DAILY_PAGE_SIZE
+
+
+class Stats:
+    """Hits and misses of this process, per cache folder."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.lock = threading.Lock()
+
+    def add(self, hit: bool) -> None:
+        with self.lock:
+            if hit:
+                self.hits += 1
+            else:
+                self.misses += 1
+
+
+class Store:
+    """One cache folder: its joblib.Memory, pointers, locks and an in-process LRU of histories."""
+
+    _instances: dict[Path, "Store"] = {}
+    _instances_lock = threading.Lock()
+
+    @classmethod
+    def for_root(cls, root: Path) -> "Store":
+        root = Path(root).resolve()
+        with cls._instances_lock:
+            store = cls._instances.get(root)
+            if store is None:
+                store = cls._instances[root] = cls(root)
+            return store
+
+    @classmethod
+    def for_client(cls, client) -> "Store":
+        return cls.for_root(client.cache_root)
+
+    def __init__(self, root: Path) -> None:
+        import joblib
+
+        self.root = Path(root)
+        ensure_private_dir(self.root)
+        self.state = state_dir(self.root)
+        self.unsafe = unsafe_reason(self.root)
+        if self.unsafe:
+            log.warning("finder: %s", self.unsafe)
+        self.writable = self._probe_writable()
+        self.stats = Stats()
+        self._lru: OrderedDict = OrderedDict()
+        self._lru_lock = threading.Lock()
+        memory = joblib.Memory(location=str(self.root), verbose=0)
+        self.memory = memory
+        self._walk = memory.cache(_memo.walk, ignore=["client"])
+        self._history = memory.cache(_memo.history, ignore=["client"])
+        self._live = memory.cache(_memo.live, ignore=["client"], cache_validation_callback=_live_is_fresh)
+        self._stock_list = memory.cache(_memo.stock_list, ignore=["client"])
+        self._warned: set[str] = set()
+
+    # -- safety -----------------------------------------------------------------
+    def _probe_writable(self) -> bool:
+        try:
+            ensure_private_dir(self.state)
+            probe = self.state / f".probe-{os.getpid()}-{threading.get_ident()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+            return True
+        except OSError:
+            return False
+
+    def warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("finder: %s", message)
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+    def check_safe(self) -> None:
+        """Refuse to load pickles from a folder others can write, unless explicitly allowed."""
+        if self.unsafe and os.environ.get("FINDER_ALLOW_SHARED_CACHE") != "1":
+            raise CacheError(f"refusing to load the cache: {self.unsafe}")
+
+    @property
+    def usable(self) -> bool:
+        return self.writable
+
+    # -- pointers -----------------------------------------------------------------
+    def _pointer_path(self, code: str) -> Path:
+        return self.state / "index" / f"{code}.json"
+
+    def read_pointer(self, code: str) -> dict | None:
+        try:
+            data = json.loads(self._pointer_path(code).read_bytes())
+        except (FileNotFoundError, ValueError, OSError):
+            return None
+        if not isinstance(data, dict) or data.get("version") != _memo.FORMAT_VERSION:
+            return None  # another format: treated as a miss, rebuilt, then replaced
+        return data
+
+    def write_pointer(self, code: str, spec: tuple, history: History) -> None:
+        data = {
+            "version": _memo.FORMAT_VERSION,
+            "code": code,
+            "spec": [list(s) for s in spec],
+            "anchor": str(history.anchor),
+            "first": str(history.first) if history.first is not None else None,
+            "rows": int(len(history.dates)),
+            "reached_start": history.reached_start,
+        }
+        write_private_file(self._pointer_path(code), json.dumps(data).encode())
+
+    def lock(self, code: str) -> FileLock:
+        folder = ensure_private_dir(self.state / "locks")
+        return FileLock(str(folder / f"{code}.lock"))
+
+    # -- memoized calls ---------------------------------------------------------
+    def _call(self, func, *args, client=None):
+        """Call a memoized function; return (value, was_computed).  Fails loudly on disk trouble."""
+        _fetch.computed.flag = False
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = func(*args, client=client)
+        computed = bool(getattr(_fetch.computed, "flag", False))
+        for w in caught:
+            text = str(w.message)
+            if "Unable to cache to disk" in text or "Persisting input" in text:
+                self.writable = False
+                self.warn_once("write", f"cannot write to the cache folder {self.root} ({text.splitlines()[0][:160]}); "
+                                        "serving data uncached from now on in this process")
+            elif "Exception while loading" in text or "Loading" in text:
+                self.warn_once("load", f"a damaged cache entry was refetched ({text.splitlines()[0][:160]})")
+            else:
+                warnings.warn(w.message, w.category)
+        return value, computed
+
+    def walk(self, client, code: str, adjusted: bool, base_dt: str, depth: int) -> Walk:
+        value, _ = self._call(self._walk, code, base_dt, int(depth), bool(adjusted), _memo.FORMAT_VERSION, client=client)
+        if not isinstance(value, Walk):
+            raise CacheError(f"cache entry for {code} is not a walk")
+        return value
+
+    def load_history(self, client, code: str, spec: tuple) -> History:
+        key = (code, spec)
+        with self._lru_lock:
+            hist = self._lru.get(key)
+            if hist is not None:
+                self._lru.move_to_end(key)
+                return hist
+        blob, _ = self._call(self._history, code, spec, _memo.FORMAT_VERSION, client=client)
+        try:
+            hist = History.from_bytes(blob)
+        except Exception:
+            # A blob that unpickles to garbage: drop the entry and rebuild it once.
+            self.warn_once("blob", f"damaged history entry for {code}; rebuilding it")
+            blob, _ = self._history.call(code, spec, _memo.FORMAT_VERSION, client=client)
+            hist = History.from_bytes(blob)
+        with self._lru_lock:
+            self._lru[key] = hist
+            if len(self._lru) > _LRU_SIZE:
+                self._lru.popitem(last=False)
+        return hist
+
+    def live(self, client, code: str, session: pd.Timestamp) -> dict:
+        value, _ = self._call(self._live, code, session.strftime("%Y-%m-%d"), _memo.FORMAT_VERSION, client=client)
+        return value
+
+    def stock_list(self, client, market: str) -> pd.DataFrame:
+        self.check_safe()
+        day = calendar.today().strftime("%Y-%m-%d")
+        if not self.usable:
+            return client.get_stock_list(market)
+        value, _ = self._call(self._stock_list, market, day, _memo.FORMAT_VERSION, client=client)
+        return value.copy()
+
+    # -- the planner ------------------------------------------------------------
+    def cached_history(self, client, code: str) -> History | None:
+        ptr = self.read_pointer(code)
+        if ptr is None:
+            return None
+        spec = tuple(tuple(s) for s in ptr["spec"])
+        return self.load_history(client, code, spec)
+
+    def ensure(self, client, code: str, end: np.datetime64, count: int) -> History:
+        """A history covering the last ``count`` bars on or before the final session ``end``."""
+        self.check_safe()
+        hist = self.cached_history(client, code)
+        if hist is not None and hist.covers(end, count):
+            self.stats.add(True)
+            return hist
+        self.stats.add(False)
+        with self.lock(code):
+            hist = self.cached_history(client, code)  # another process may have done the work
+            if hist is not None and hist.covers(end, count):
+                return hist
+            ptr = self.read_pointer(code)
+            spec = tuple(tuple(s) for s in ptr["spec"]) if ptr else None
+            spec = self._plan(client, code, hist, spec, end, count)
+            hist = self.load_history(client, code, spec)
+            if not hist.covers(end, count):
+                # Can only happen if upstream shrank; never loop on it.
+                log.warning("%s: history after refresh still lacks bars up to %s", code, end)
+            self.write_pointer(code, spec, hist)
+            return hist
+
+    def _plan(self, client, code: str, hist: History | None, spec: tuple | None, end: np.datetime64, count: int) -> tuple:
+        newest = np.datetime64(calendar.latest_final_session().date(), "D")
+        target = max(end, newest)
+        fmt = lambda d: str(np.datetime64(d, "D"))  # noqa: E731
+        if hist is None or spec is None:
+            depth = pages(count + calendar.sessions_between_count(pd.Timestamp(end), pd.Timestamp(target)))
+            return (("raw", fmt(target), depth), ("adj", fmt(target), depth))
+        base_depth = int(spec[0][2])
+        if end > hist.anchor:
+            last = hist.last_row if hist.last_row is not None else hist.anchor
+            k = calendar.sessions_between_count(pd.Timestamp(last), pd.Timestamp(target))
+            fwd = self.walk(client, code, True, fmt(target), max(k, 1) + 1)
+            if adds_no_action(hist, fwd):
+                spec = spec + (("adj", fmt(target), max(k, 1) + 1),)
+                hist = None  # rebuilt from the new spec below
+                if self._covers_after(client, code, spec, end, count):
+                    return spec
+            else:
+                log.info("%s: a corporate action after %s; refetching its adjusted history", code, hist.anchor)
+            depth = pages(max(base_depth + k, count + calendar.sessions_between_count(pd.Timestamp(end), pd.Timestamp(target))))
+            return (("raw", fmt(target), depth), ("adj", fmt(target), depth))
+        # Older rows needed: a deeper pair at the newest anchor we already trust.
+        anchor = hist.anchor
+        need = count + calendar.sessions_between_count(pd.Timestamp(end), pd.Timestamp(anchor))
+        depth = pages(max(need, base_depth + DAILY_PAGE_SIZE))
+        return (("raw", fmt(anchor), depth), ("adj", fmt(anchor), depth))
+
+    def _covers_after(self, client, code: str, spec: tuple, end: np.datetime64, count: int) -> bool:
+        return self.load_history(client, code, spec).covers(end, count)
