@@ -93,8 +93,8 @@ one curve per horizon ``H``:
   panel's (one-basis) prices; a session without a bar keeps the last close.
   The whole round-trip cost is charged on the entry day, so the value at exit
   is exactly ``1 + return`` of the trade.
-* Portfolio equity = the sum of the sleeves, from the first scanned session to
-  the last session with data.  ``drawdown = equity / running max - 1``.
+* Portfolio equity = the sum of the sleeves, from the first scanned session
+  until the last cohort's horizon is over (or the last session with data).  ``drawdown = equity / running max - 1``.
 
 This compounds correctly while positions overlap: no capital is used twice
 (a naive ``prod(1 + trade returns)`` reinvests all capital in every trade).
@@ -405,7 +405,8 @@ def equity_curve(trades: pd.DataFrame, close: pd.DataFrame, sessions: Sequence[A
     ``trades`` as from :func:`evaluate_trades`; ``close`` the same one-basis
     close panel; ``sessions`` the scanned sessions in order (each one a cohort,
     with or without picks).  Returns a frame indexed by session from the first
-    scanned session to the last row of ``close`` with columns ``equity``
+    scanned session to ``horizon`` sessions after the last one (or the last row
+    of ``close``, if sooner) with columns ``equity``
     (starts from 1.0), ``drawdown`` (<= 0), ``return`` (daily) and
     ``positions`` (positions held during the session).  The rule is in the
     module docstring.
@@ -420,9 +421,11 @@ def equity_curve(trades: pd.DataFrame, close: pd.DataFrame, sessions: Sequence[A
     if (spos < 0).any():
         raise InvalidInputError(f"session {sess[spos < 0][0].date()} is not in the close panel's index")
     t0 = int(spos[0])
-    T = len(index) - t0
-    tl = index[t0:]
-    closes_ff = close.iloc[t0:].ffill()
+    # The curve ends when the last cohort's horizon is over (or at the data's end).
+    t_end = min(len(index), int(spos[-1]) + H + 1)
+    T = t_end - t0
+    tl = index[t0:t_end]
+    closes_ff = close.iloc[t0:t_end].ffill()
     tr = trades[trades["horizon"] == H]
     by_date = {d: g for d, g in tr.groupby("date")}
     sleeves = np.full((H, T), 1.0 / H)  # cash until a sleeve's first cohort (or forever, if none comes)
