@@ -207,6 +207,31 @@ def sessions_between_count(start: Any, end: Any) -> int:
     return int(np.searchsorted(s, _d(end), "right") - np.searchsorted(s, _d(start), "left"))
 
 
+_STATE_CACHE: dict = {}
+
+
+def state() -> tuple[pd.Timestamp, pd.Timestamp | None, pd.Timestamp]:
+    """(today, live_session, latest_final_session) from one reading of the clock.
+
+    Cached for the current wall-clock second (and the current overrides), because the
+    cache asks on every call and the answers only change at 09:00 and at the cut-off.
+    """
+    import time as _time
+
+    key = (os.environ.get("FINDER_NOW"), os.environ.get("FINDER_LIVE_CUTOFF"), int(_time.time()))
+    hit = _STATE_CACHE.get(key)
+    if hit is not None:
+        return hit
+    t = now()
+    d = pd.Timestamp(t.date())
+    session_today = is_session(d)
+    live = d if session_today and OPEN_TIME <= t.time() < live_cutoff() else None
+    final = d if session_today and t.time() >= live_cutoff() else previous_session(d)
+    _STATE_CACHE.clear()
+    _STATE_CACHE[key] = (d, live, final)
+    return d, live, final
+
+
 def live_session() -> pd.Timestamp | None:
     """Today's session while its bar is live (from 09:00 to the cut-off, KST), else None."""
     t = now()

@@ -129,6 +129,25 @@ class History:
     adj_volume: np.ndarray          # int64
     value: np.ndarray               # int64
     events: Events
+    frames: dict = field(default_factory=dict)  # ready DataFrames: "adj" (as of anchor) and "raw"
+
+    def __post_init__(self) -> None:
+        # The adjusted frame is built once when the history is assembled and stored with it,
+        # so a cache hit returns a slice of a ready frame instead of constructing one
+        # (pandas' copy-on-write keeps callers from mutating the cached frame).
+        if "adj" not in self.frames and len(self.dates):
+            self.frames["adj"] = bars_frame(self.dates, self.adj, self.adj_volume, self.value)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["frames"] = {"adj": self.frames["adj"]} if "adj" in self.frames else {}
+        return state
+
+    def _raw_frame(self) -> pd.DataFrame:
+        # Raw frames are asked for rarely: built on first use, kept in memory only.
+        if "raw" not in self.frames:
+            self.frames["raw"] = bars_frame(self.dates, self.raw, self.raw_volume, self.value)
+        return self.frames["raw"]
 
     # -- compact storage: one bytes blob, so a cache hit is one C-speed unpickle --
     def to_bytes(self) -> bytes:
@@ -188,6 +207,13 @@ class History:
         return dates, prices, volume, self.value[lo:hi]
 
     def frame(self, end: np.datetime64, count: int, adjusted: bool, as_of: np.datetime64 | None = None) -> pd.DataFrame:
+        as_of = end if as_of is None else as_of
+        ev = self.events
+        rebuild = adjusted and bool(((ev.ex > as_of) & (ev.ex <= self.anchor)).any())
+        if not rebuild and self.frames:
+            hi = self.rows_on_or_before(end)
+            full = self.frames["adj"] if adjusted else self._raw_frame()
+            return full.iloc[max(0, hi - count):hi]
         dates, prices, volume, value = self.arrays(end, count, adjusted, as_of)
         return bars_frame(dates, prices, volume, value)
 

@@ -29,13 +29,13 @@ FIELDS = ("open", "high", "low", "close", "volume", "value")
 
 def resolve(when: pd.Timestamp | None) -> tuple[pd.Timestamp, bool]:
     """(session, is_live) for a validated ``base_dt`` (None = latest)."""
-    live = calendar.live_session()
-    day = calendar.today() if when is None else when
+    today, live, final = calendar.state()
+    day = today if when is None else when
     if live is not None and day >= live:
         return live, True
-    session = calendar.session_on_or_before(day)
-    final = calendar.latest_final_session()
-    return min(session, final), False
+    if day >= final:
+        return final, False
+    return calendar.session_on_or_before(day), False
 
 
 def _d(ts: pd.Timestamp) -> np.datetime64:
@@ -91,6 +91,14 @@ def get_ohlcv(client, code: str, count: int, when: pd.Timestamp | None, adjusted
         store.warn_once("readonly", f"the cache folder {store.root} is not writable; serving data uncached")
         return client.fetch_ohlcv(code, count, when, adjusted)
     session, live = resolve(when)
+    if not live:
+        # The common case: a slice of the history's ready frame.
+        end = _d(session)
+        frame = store.ensure(client, code, end, count).frame(end, count, adjusted)
+        if frame.empty:
+            raise StockNotFoundError(f"no daily bars for {code} on or before {session.date()} "
+                                     "(not listed yet, or delisted long before)")
+        return frame
     return bars_frame(*_arrays(store, client, code, session, live, count, adjusted))
 
 

@@ -105,6 +105,9 @@ class Store:
 
     @classmethod
     def for_root(cls, root: Path) -> "Store":
+        store = cls._instances.get(root)  # fast path: the client hands over a resolved path
+        if store is not None:
+            return store
         root = Path(root).resolve()
         with cls._instances_lock:
             store = cls._instances.get(root)
@@ -176,11 +179,12 @@ class Store:
             return None  # another format: treated as a miss, rebuilt, then replaced
         return data
 
-    def write_pointer(self, code: str, spec: tuple, history: History) -> None:
+    def write_pointer(self, code: str, spec: tuple, history: History, entry: str | None) -> None:
         data = {
             "version": _memo.FORMAT_VERSION,
             "code": code,
             "spec": [list(s) for s in spec],
+            "entry": entry,  # joblib's id of the history entry, for a hash-free load
             "anchor": str(history.anchor),
             "first": str(history.first) if history.first is not None else None,
             "rows": int(len(history.dates)),
@@ -218,14 +222,26 @@ class Store:
             raise CacheError(f"cache entry for {code} is not a walk")
         return value
 
-    def load_history(self, client, code: str, spec: tuple) -> History:
+    def load_history(self, client, code: str, spec: tuple, entry: str | None = None) -> History:
         key = (code, spec)
         with self._lru_lock:
             hist = self._lru.get(key)
             if hist is not None:
                 self._lru.move_to_end(key)
                 return hist
-        blob, _ = self._call(self._history, code, spec, _memo.FORMAT_VERSION, client=client)
+        blob = None
+        if entry:
+            # The hot path: load joblib's entry by the id the pointer recorded, skipping the
+            # argument hashing and bookkeeping of a full memoized call. Any trouble falls back
+            # to that call, which checks, recomputes and warns.
+            try:
+                blob = self.memory.store_backend.load_item((self._history.func_id, entry), verbose=0)
+                if not isinstance(blob, bytes):
+                    blob = None
+            except Exception:
+                blob = None
+        if blob is None:
+            blob, _ = self._call(self._history, code, spec, _memo.FORMAT_VERSION, client=client)
         try:
             hist = History.from_bytes(blob)
         except Exception:
@@ -257,7 +273,7 @@ class Store:
         if ptr is None:
             return None
         spec = tuple(tuple(s) for s in ptr["spec"])
-        return self.load_history(client, code, spec)
+        return self.load_history(client, code, spec, ptr.get("entry"))
 
     def ensure(self, client, code: str, end: np.datetime64, count: int) -> History:
         """A history covering the last ``count`` bars on or before the final session ``end``."""
@@ -278,7 +294,12 @@ class Store:
             if not hist.covers(end, count):
                 # Can only happen if upstream shrank; never loop on it.
                 log.warning("%s: history after refresh still lacks bars up to %s", code, end)
-            self.write_pointer(code, spec, hist)
+            try:  # joblib's own argument hash; without it reads take the slower full path
+                entry = self._history._get_args_id(code, spec, _memo.FORMAT_VERSION)
+            except Exception:
+                entry = None
+            if self.writable:
+                self.write_pointer(code, spec, hist, entry)
             return hist
 
     def _plan(self, client, code: str, hist: History | None, spec: tuple | None, end: np.datetime64, count: int) -> tuple:

@@ -185,7 +185,10 @@ class KiwoomAPI:
         self.max_retries = max_retries
         self.backoff = backoff
         self.rate = rate or _env_float("FINDER_RATE") or DEFAULT_RATE[kind]
-        self._cache_dir = cache_dir
+        from pathlib import Path
+
+        # Resolved once: the cache asks for it on every call.
+        self.cache_root = Path(cache_dir).expanduser().resolve() if cache_dir else default_cache_dir()
         self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=timeout)
         if self.simulated:
             self._tokens: Any = MemoryTokenStore()
@@ -196,13 +199,6 @@ class KiwoomAPI:
             self._limiter = FileRateLimiter(self.rate, state / "ratelimit", app_key)
 
     # -- housekeeping ---------------------------------------------------------
-    @property
-    def cache_root(self):
-        """The cache folder this client uses (tokens, pacing slots and, with ``cache=True``, bars)."""
-        from pathlib import Path
-
-        return Path(self._cache_dir).expanduser().resolve() if self._cache_dir else default_cache_dir()
-
     def close(self) -> None:
         """Release the HTTP connections."""
         self._http.close()
