@@ -367,10 +367,12 @@ def test_backtest_near_the_data_end_reports_incomplete(fake_market, monkeypatch)
     (dict(start="2025-09-01", end="2025-09-05", stop_loss=5), "stop_loss=5"),
     (dict(start="2025-09-01", end="2025-09-05", cost_bps="25"), "cost_bps='25'"),
     (dict(start="2025-09-01", end="2025-09-05", max_picks=0), "max_picks=0"),
-    (dict(start="2025-09-01", end="2025-09-05", conditions="momentun"), "conditions='momentun'"),
+    (dict(start="2025-09-01", end="2025-09-05", conditions="momentun"), "'momentun'"),
     (dict(start="2025-09-01", end="2025-09-05", conditions=None), "conditions=None"),
     (dict(start="2025-09-01", end="2025-09-05", equity_horizon=3), "equity_horizon=3"),
     (dict(start=None, end="2025-09-05"), "start=None"),
+    (dict(start="2025-09-01", end="2025-09-05", universe=None), "universe=None"),
+    (dict(start="2025-09-01", end="2025-09-05", lookback=5), "lookback=5"),
 ])
 def test_bad_input_is_refused_before_any_request(fake_market, kwargs, needle):
     with pytest.raises(InvalidInputError) as exc:

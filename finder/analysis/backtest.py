@@ -630,7 +630,7 @@ def backtest(conditions: Any = "momentum", start: Any = None, end: Any = None, *
         raise InvalidInputError(f"equity_horizon={equity_horizon!r} is not one of horizons={horizons_t}")
     if not isinstance(progress, bool):
         raise InvalidInputError(f"progress={progress!r} is not True or False")
-    _check_conditions(conditions)
+    _check_conditions(conditions, universe)
     sessions = calendar.sessions_in_range(start_ts, end_ts)
     if len(sessions) == 0:
         raise InvalidInputError(f"there is no XKRX session from start={start!r} to end={end!r}")
@@ -644,11 +644,12 @@ def backtest(conditions: Any = "momentum", start: Any = None, end: Any = None, *
     for d in tqdm(sessions, desc="backtest", unit="session", disable=not progress):
         picks = _scan.scan(d, universe=universe, conditions=conditions, lookback=lookback, top=max_picks)
         if len(picks):
-            picks = picks.copy()
+            # the scanner ranks in the index (named "rank", from 1)
+            picks = picks.reset_index() if picks.index.name == "rank" else picks.reset_index(drop=True)
             if "rank" not in picks.columns:
                 picks.insert(0, "rank", np.arange(1, len(picks) + 1))
             picks.insert(0, "date", d)
-            frames.append(picks.reset_index(drop=True))
+            frames.append(picks)
     picks_all = (pd.concat(frames, ignore_index=True) if frames
                  else pd.DataFrame(columns=["date", "rank", "code", "name", "score"]))
     logger.info("backtest: %d picks over %d sessions", len(picks_all), len(sessions))
@@ -666,22 +667,16 @@ def backtest(conditions: Any = "momentum", start: Any = None, end: Any = None, *
                     stop_loss=sl, cost_bps=cost, equity_horizon=equity_horizon, params=params)
 
 
-def _check_conditions(conditions: Any) -> None:
-    """Refuse an unknown preset name before any request (the scanner owns the list)."""
-    if isinstance(conditions, str):
-        try:
-            from . import scan as _scan
-        except ImportError:  # pragma: no cover - scanner not installed yet
-            return
-        known = getattr(_scan, "PRESETS", None)
-        if known is None:
-            known = getattr(_scan, "presets", None)
-            known = known() if callable(known) else known
-        if known is not None and conditions not in known:
-            raise InvalidInputError(f"conditions={conditions!r} is not a known preset; choose one of "
-                                    f"{sorted(known)} or pass a condition object")
-    elif conditions is None or isinstance(conditions, (bytes, numbers.Number)):
-        raise InvalidInputError(f"conditions={conditions!r} is not a preset name or a condition")
+def _check_conditions(conditions: Any, universe: Any) -> None:
+    """Refuse unknown presets, malformed conditions and universes before any request.
+
+    The scanner owns both vocabularies; its parsers are pure (no I/O).
+    """
+    from .conditions import as_screen
+    from .universe import resolve_universe
+
+    as_screen(conditions)
+    resolve_universe(universe)
 
 
 def _evaluation_end(last_scan: pd.Timestamp, max_horizon: int) -> pd.Timestamp:

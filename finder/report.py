@@ -1,0 +1,222 @@
+"""The demo report: ``notebooks/03_backtest.ipynb`` executed with papermill, exported, summarised.
+
+``finder demo`` (and :func:`run_demo`) is the project's main job::
+
+    $ finder demo
+    >>> from finder.report import run_demo
+    >>> info = run_demo(out_dir="reports", start="2025-09-01", end="2025-09-19")
+
+It writes ``reports/<timestamp>/`` with
+
+* ``03_backtest.ipynb`` — the executed notebook (papermill, a fresh kernel);
+* ``03_backtest.html`` — the same as a self-contained HTML page;
+* ``*.png`` — the charts the notebook saved (equity/drawdown/returns/win rate,
+  candlesticks of the most-picked stocks);
+* ``stats.json`` — what the notebook measured: the summary table, timings and
+  the upstream requests its kernel made.
+
+and prints the summary table, the cache statistics (``finder.cache.info()``)
+and where the report is.  Without credentials every bar comes from the
+built-in simulator.  The notebook's kernel shares the disk cache with every
+other finder process, so a second run makes **0** upstream requests; the
+command compares each run with the previous report in the same folder and
+prints both facts.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ._exceptions import FinderError, InvalidInputError
+
+__all__ = ["run_demo", "notebooks_dir", "DEMO_NOTEBOOK"]
+
+logger = logging.getLogger(__name__)
+
+DEMO_NOTEBOOK = "03_backtest.ipynb"
+STATS_FILE = "stats.json"
+
+
+def notebooks_dir() -> Path:
+    """The repository's ``notebooks/`` folder (finder runs from a checkout: ``pip install -e .``)."""
+    here = Path(__file__).resolve().parent.parent / "notebooks"
+    return Path(os.environ.get("FINDER_NOTEBOOKS", here))
+
+
+def _new_report_dir(out_dir: Path) -> Path:
+    # The folder name is the wall-clock time in KST (not FINDER_NOW, which may
+    # be pinned for a replay and would make every run collide).
+    stamp = _dt.datetime.now(_dt.timezone(_dt.timedelta(hours=9))).strftime("%Y%m%d-%H%M%S")
+    path = out_dir / stamp
+    k = 1
+    while path.exists():
+        k += 1
+        path = out_dir / f"{stamp}-{k}"
+    path.mkdir(parents=True)
+    return path
+
+
+def _previous_stats(out_dir: Path, current: Path) -> tuple[Path, dict[str, Any]] | None:
+    runs = sorted(p for p in out_dir.iterdir() if p.is_dir() and p != current and (p / STATS_FILE).is_file())
+    for run in reversed(runs):
+        if run.name < current.name:
+            try:
+                return run, json.loads((run / STATS_FILE).read_text())
+            except (OSError, ValueError):
+                continue
+    return None
+
+
+def _export_html(notebook: Path, target: Path) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    target.write_text(body, encoding="utf-8")
+
+
+def _cache_info() -> dict[str, Any] | None:
+    try:
+        from . import cache
+
+        return cache.info()
+    except Exception as exc:  # the report must not fail because statistics are unavailable
+        logger.info("cache statistics unavailable: %s", exc)
+        return None
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+def _summary_text(summary: pd.DataFrame) -> str:
+    if summary is None or summary.empty:
+        return "(no trades)"
+    df = summary.copy()
+    for col in ("win_rate", "mean", "median", "best", "worst"):
+        if col in df:
+            df[col] = df[col].map(lambda v: "" if pd.isna(v) else f"{v:+.2%}" if col != "win_rate" else f"{v:.1%}")
+    if "profit_factor" in df:
+        df["profit_factor"] = df["profit_factor"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+    return df.to_string()
+
+
+def run_demo(out_dir: str | os.PathLike = "reports", *, start: Any = None, end: Any = None,
+             conditions: str | None = None, universe: Any = None, horizons: Any = None,
+             parameters: dict[str, Any] | None = None, notebook: str | os.PathLike | None = None,
+             kernel_name: str | None = None, timeout: float | None = 1800, quiet: bool = False) -> dict[str, Any]:
+    """Execute the backtest notebook with papermill and write a report folder; returns what it printed.
+
+    Arguments left at ``None`` keep the notebook's own defaults (its
+    ``parameters`` cell); ``parameters`` passes any other notebook parameter.
+    ``quiet=True`` returns the facts without printing them.
+
+    Returns a dict with ``report_dir``, ``notebook``, ``html``, ``charts``,
+    ``summary`` (DataFrame), ``stats`` (what the notebook measured),
+    ``cache`` (``finder.cache.info()`` after the run, or None), ``elapsed_s``
+    and ``previous`` (the last earlier run's stats, or None).
+    """
+    import papermill as pm
+
+    nb_in = Path(notebook) if notebook is not None else notebooks_dir() / DEMO_NOTEBOOK
+    if not nb_in.is_file():
+        raise InvalidInputError(f"notebook={str(nb_in)!r} does not exist; the demo runs from a finder checkout "
+                                "(pip install -e .) or with FINDER_NOTEBOOKS pointing at its notebooks/")
+    if horizons is not None:
+        horizons = [int(h) for h in ([horizons] if isinstance(horizons, int) else horizons)]
+    params: dict[str, Any] = {k: v for k, v in {
+        "start": None if start is None else str(pd.Timestamp(start).date()),
+        "end": None if end is None else str(pd.Timestamp(end).date()),
+        "conditions": conditions, "universe": universe, "horizons": horizons}.items() if v is not None}
+    params.update(parameters or {})
+    out = Path(out_dir)
+    report = _new_report_dir(out)
+    params["report_dir"] = str(report.resolve())
+    nb_out = report / nb_in.name
+
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(nb_in), str(nb_out), parameters=params, kernel_name=kernel_name,
+                            cwd=str(nb_in.parent), progress_bar=False, log_output=False,
+                            execution_timeout=timeout)
+    except pm.PapermillExecutionError as exc:
+        raise FinderError(f"the demo notebook failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
+                          f"(the executed notebook is {nb_out})") from None
+    elapsed = time.perf_counter() - t0
+    html = report / (nb_in.stem + ".html")
+    _export_html(nb_out, html)
+
+    stats: dict[str, Any] = {}
+    if (report / STATS_FILE).is_file():
+        stats = json.loads((report / STATS_FILE).read_text())
+    stats["report_elapsed_s"] = round(elapsed, 3)
+    (report / STATS_FILE).write_text(json.dumps(stats, indent=2, default=str))
+    summary = pd.DataFrame(stats.get("summary", [])).set_index("horizon") if stats.get("summary") else pd.DataFrame()
+    prev = _previous_stats(out, report)
+    result = {
+        "report_dir": report, "notebook": nb_out, "html": html,
+        "charts": sorted(report.glob("*.png")), "summary": summary, "stats": stats,
+        "cache": _cache_info(), "elapsed_s": elapsed,
+        "previous": None if prev is None else {"report_dir": prev[0], **prev[1]},
+    }
+    if not quiet:
+        print(format_report(result))
+    return result
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """The text ``finder demo`` prints for a :func:`run_demo` result."""
+    stats, cache, prev = result["stats"], result["cache"], result["previous"]
+    p = stats.get("params", {})
+    lines = [
+        "finder demo — backtest report (data: {})".format(stats.get("data_source", "?")),
+        "  {} on {}, {} .. {}, horizons {}, entry {}, cost {} bp".format(
+            p.get("conditions", "?"), p.get("universe", "?"), p.get("start", "?"), p.get("end", "?"),
+            "/".join(str(h) for h in p.get("horizons", [])), p.get("entry", "?"), p.get("cost_bps", "?")),
+        "  {} sessions scanned, {} picks".format(stats.get("sessions", "?"), stats.get("picks", "?")),
+        "",
+        "Summary per horizon (returns net of costs):",
+        _summary_text(result["summary"]),
+        "",
+    ]
+    req = stats.get("requests", {}) or {}
+    upstream = sum(req.values())
+    detail = ", ".join(f"{k}: {v}" for k, v in sorted(req.items())) or "none"
+    lines.append(f"Upstream requests this run: {upstream} ({detail})")
+    if cache:
+        lines.append("Cache: {} — {} entries, {} stocks, {}; this kernel: {} hits, {} misses".format(
+            cache.get("location"), cache.get("entries"), cache.get("stocks"), _fmt_bytes(cache.get("bytes", 0)),
+            stats.get("cache_hits", "?"), stats.get("cache_misses", "?")))
+    else:
+        lines.append("Cache: statistics unavailable")
+    bt = stats.get("backtest_s")
+    lines.append("Time: backtest {}, whole report {:.1f} s".format(
+        f"{bt:.1f} s" if isinstance(bt, (int, float)) else "?", result["elapsed_s"]))
+    if prev:
+        p_req = sum((prev.get("requests") or {}).values())
+        p_bt = prev.get("backtest_s")
+        speed = (f", {p_bt / bt:.1f}x faster" if isinstance(bt, (int, float)) and isinstance(p_bt, (int, float))
+                 and bt > 0 else "")
+        lines.append(f"Previous run ({Path(prev['report_dir']).name}): backtest "
+                     f"{p_bt if p_bt is None else round(p_bt, 1)} s with {p_req} upstream requests; "
+                     f"this run: {upstream} requests{speed}"
+                     + (" — the cache served everything" if upstream == 0 else ""))
+    else:
+        lines.append("First report in this folder: run `finder demo` again to see the warm cache "
+                     "(0 upstream requests, much faster).")
+    lines.append(f"Report: {result['html']}")
+    lines.append(f"  notebook {result['notebook'].name}, {len(result['charts'])} charts: "
+                 + ", ".join(c.name for c in result["charts"]))
+    return "\n".join(lines)
