@@ -426,51 +426,50 @@ def equity_curve(trades: pd.DataFrame, close: pd.DataFrame, sessions: Sequence[A
     T = t_end - t0
     tl = index[t0:t_end]
     closes_ff = close.iloc[t0:t_end].ffill()
+    col_of = {c: j for j, c in enumerate(closes_ff.columns)}
+    marks = closes_ff.to_numpy(dtype=float)
     tr = trades[trades["horizon"] == H]
-    by_date = {d: g for d, g in tr.groupby("date")}
+    # Positions of every trade on the timeline, computed once (not per row).
+    tr_ie = tl.get_indexer(pd.DatetimeIndex(tr["entry_date"]))
+    tr_ix = tl.get_indexer(pd.DatetimeIndex(tr["exit_date"]))
+    by_date: dict[pd.Timestamp, np.ndarray] = {}
+    for i, d in enumerate(pd.DatetimeIndex(tr["date"])):
+        by_date.setdefault(d, []).append(i)  # type: ignore[arg-type]
+    codes = tr["code"].to_numpy()
+    p0s = tr["entry_price"].to_numpy(dtype=float)
+    rets = tr["return"].to_numpy(dtype=float)
     sleeves = np.full((H, T), 1.0 / H)  # cash until a sleeve's first cohort (or forever, if none comes)
-    positions = np.zeros(T)
-    capital = np.full(H, 1.0 / H)  # each sleeve's value when its next cohort starts
-    start_of = np.full(H, -1)      # timeline offset where the sleeve's current cohort started
+    positions = np.zeros(T, dtype=int)
+    started = np.zeros(H, dtype=bool)
     for k, (d, p) in enumerate(zip(sess, spos)):
         s, a = k % H, int(p) - t0
-        if start_of[s] >= 0:
-            capital[s] = sleeves[s, a]  # the previous cohort's value at this session's close
-        start_of[s] = a
-        g = by_date.get(d)
-        path = np.ones(T - a)
-        if g is not None and len(g):
-            value = np.zeros(T - a)
-            for _, t in g.iterrows():
-                value += _position_path(t, tl[a:], closes_ff, cost, positions[a:])
-            path = value / len(g)
-        sleeves[s, a:] = capital[s] * path
+        # the sleeve's value at this session's close: cash from the previous cohort, or the initial 1/H
+        capital = sleeves[s, a] if started[s] else 1.0 / H
+        started[s] = True
+        rows = by_date.get(d, [])
+        if not rows:
+            sleeves[s, a:] = capital  # nothing picked: the sleeve waits in cash
+            continue
+        value = np.zeros(T)
+        for i in rows:
+            path = np.ones(T)  # a share that was never entered stays in cash
+            if np.isfinite(p0s[i]) and tr_ie[i] >= 0:
+                ie, ix = int(tr_ie[i]), int(tr_ix[i])
+                mark = marks[:, col_of[codes[i]]] / p0s[i] - cost
+                if ix < 0:  # incomplete: marked to market to the end of the data
+                    path[ie:] = mark[ie:]
+                    positions[ie:] += 1
+                else:
+                    path[ie:ix] = mark[ie:ix]
+                    path[ix:] = 1.0 + rets[i]
+                    positions[ie:ix + 1] += 1
+            value += path
+        sleeves[s, a:] = capital * value[a:] / len(rows)
     equity = pd.Series(sleeves.sum(axis=0), index=tl, name="equity")
     return pd.DataFrame({"equity": equity,
                          "drawdown": equity / equity.cummax() - 1,
                          "return": equity.pct_change().fillna(equity.iloc[0] - 1.0),
-                         "positions": positions.astype(int)}, index=tl)
-
-
-def _position_path(t: pd.Series, tl: pd.DatetimeIndex, closes_ff: pd.DataFrame, cost: float,
-                   positions: np.ndarray) -> np.ndarray:
-    """Value of 1.0 allotted to one pick, at each close of ``tl`` (also counts held sessions)."""
-    n = len(tl)
-    if not np.isfinite(t["entry_price"]):
-        return np.ones(n)  # never entered: the share stays in cash
-    ie = int(tl.get_indexer([t["entry_date"]])[0])
-    p0 = float(t["entry_price"])
-    mark = closes_ff[t["code"]].reindex(tl).to_numpy(dtype=float) / p0 - cost
-    path = np.ones(n)
-    if pd.isna(t["exit_date"]):  # incomplete: marked to market to the end
-        path[ie:] = mark[ie:]
-        positions[ie:] += 1
-        return path
-    ix = int(tl.get_indexer([t["exit_date"]])[0])
-    path[ie:ix] = mark[ie:ix]
-    path[ix:] = 1.0 + float(t["return"])
-    positions[ie:ix + 1] += 1
-    return path
+                         "positions": positions}, index=tl)
 
 
 # --------------------------------------------------------------------------
