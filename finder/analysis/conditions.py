@@ -255,6 +255,11 @@ class Expr:
 
     __hash__ = object.__hash__
 
+    @property
+    def is_indicator(self) -> bool:
+        """True for indicator calls (``sma(close, 60)``), False for fields and operators."""
+        return False
+
     # logic
     def __and__(self, o: Any) -> Any:
         if isinstance(o, Condition) or callable(o) and not isinstance(o, Expr):
@@ -410,6 +415,10 @@ class _Call(Expr):
     def _key(self) -> Any:
         return ("call", self.fn.__module__, self.fn.__qualname__, self.canon)
 
+    @property
+    def is_indicator(self) -> bool:
+        return True
+
     def _compute(self, bars: Bars) -> Any:
         args = [a.evaluate(bars) if isinstance(a, Expr) else a for a in self.args]
         kwargs = {k: (v.evaluate(bars) if isinstance(v, Expr) else v) for k, v in self.kwargs.items()}
@@ -430,6 +439,10 @@ class _Item(Expr):
 
     def _key(self) -> Any:
         return ("item", self.call._key(), self.i)
+
+    @property
+    def is_indicator(self) -> bool:
+        return True
 
     def _compute(self, bars: Bars) -> Any:
         return self.call.evaluate(bars)[self.i]
@@ -766,8 +779,8 @@ class Screen:
         for c in self.conditions:
             for e in c.expressions():
                 seen.setdefault(e._key(), e)
-        calls = [e for e in seen.values() if isinstance(e, (_Call, _Item))]
-        return calls + [e for e in seen.values() if not isinstance(e, (_Call, _Item))]
+        calls = [e for e in seen.values() if e.is_indicator]
+        return calls + [e for e in seen.values() if not e.is_indicator]
 
     def evaluate(self, bars: Bars | Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         """Per code: each condition's value and ``<name>_pass``, then ``filters_ok``, ``signals``, ``score``, ``matched``."""

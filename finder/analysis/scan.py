@@ -47,6 +47,7 @@ from __future__ import annotations
 import logging
 import numbers
 import sys
+import time
 import types
 from typing import Any, Mapping
 
@@ -135,6 +136,9 @@ def _check_panels(panels: Any) -> dict[str, pd.DataFrame]:
         if not (f.index.equals(ref.index) and f.columns.equals(ref.columns)):
             raise InvalidInputError(f"panels[{k!r}] does not share the index/columns of panels['close']")
         out[k] = f
+    if ref.columns.has_duplicates:
+        dup = sorted({str(c) for c in ref.columns[ref.columns.duplicated()]})[:5]
+        raise InvalidInputError(f"panels have duplicate codes {dup}; each code must be one column")
     if not ref.index.is_monotonic_increasing or ref.index.has_duplicates:
         raise InvalidInputError("panels must be indexed by unique sessions in ascending order")
     return out
@@ -202,7 +206,8 @@ def _empty(screen: Screen, matches_only: bool) -> pd.DataFrame:
 
 def scan_panels(panels: Mapping[str, pd.DataFrame], session: Any, conditions: Any = "momentum",
                 meta: pd.DataFrame | None = None, lookback: int = 220, top: int | None = None, *,
-                universe: Any = None, matches_only: bool = True) -> pd.DataFrame:
+                universe: Any = None, matches_only: bool = True,
+                timings: dict[str, float] | None = None) -> pd.DataFrame:
     """Scan ``session`` on panels already in memory; the same ranked frame as :func:`scan`.
 
     ``panels``: field -> dates × codes DataFrame (``close`` required;
@@ -216,7 +221,8 @@ def scan_panels(panels: Mapping[str, pd.DataFrame], session: Any, conditions: An
     :class:`Universe` to restrict the codes and apply liquidity filters;
     market names need ``meta['market']``.  ``matches_only=False`` keeps every
     scanned stock and adds a ``matched`` column (handy for asking "why not
-    this one?").
+    this one?").  ``timings``: pass a dict to have the seconds spent in
+    ``prepare`` (slicing, universe), ``indicators`` and ``rules`` added to it.
 
     Prices should be adjusted as of ``session`` (as ``get_panel(...,
     base_dt=session)`` returns them) for KRW thresholds such as close ≥ 2,000
@@ -230,11 +236,14 @@ def scan_panels(panels: Mapping[str, pd.DataFrame], session: Any, conditions: An
         for day in sessions:
             picks = scan_panels(panels, day, "momentum", meta=meta)
     """
+    t0 = time.perf_counter()
     screen = as_screen(conditions)
     lookback = _check_lookback(lookback, screen)
     top = _check_top(top)
     if not isinstance(matches_only, bool):
         raise InvalidInputError(f"matches_only={matches_only!r} is not True or False")
+    if timings is not None and not isinstance(timings, dict):
+        raise InvalidInputError(f"timings={timings!r} is not None or a dict")
     uni: Universe | None = resolve_universe(universe) if universe is not None else None
     session = calendar.parse_date(session, "session")
     if meta is not None and not isinstance(meta, pd.DataFrame):
@@ -288,6 +297,11 @@ def scan_panels(panels: Mapping[str, pd.DataFrame], session: Any, conditions: An
         log.info("scan %s: no stock to scan on %s", screen.name, session.date())
         return res
 
+    t1 = time.perf_counter()
+    for expr in screen.expressions():  # indicators first (memoised in bars), so they time apart from the rules
+        if expr.is_indicator:
+            expr.evaluate(bars)
+    t2 = time.perf_counter()
     table = screen.evaluate(bars)
     close_last = bars.close.iloc[-1]
     prev = bars.close.iloc[-2] if len(bars.index) > 1 else pd.Series(np.nan, index=bars.codes)
@@ -322,6 +336,10 @@ def scan_panels(panels: Mapping[str, pd.DataFrame], session: Any, conditions: An
     res.index = pd.RangeIndex(1, len(res) + 1, name="rank")
     attrs["matched"] = int(matched.sum())
     res.attrs.update(attrs)
+    if timings is not None:
+        t3 = time.perf_counter()
+        for k, v in (("prepare", t1 - t0), ("indicators", t2 - t1), ("rules", t3 - t2)):
+            timings[k] = timings.get(k, 0.0) + v
     log.info("scan %s on %s: %d scanned, %d matched", screen.name, session.date(), attrs["scanned"], attrs["matched"])
     return res
 
