@@ -246,8 +246,11 @@ def scan_panels(panels: Mapping[str, pd.DataFrame], session: Any, conditions: An
         raise InvalidInputError(f"timings={timings!r} is not None or a dict")
     uni: Universe | None = resolve_universe(universe) if universe is not None else None
     session = calendar.parse_date(session, "session")
-    if meta is not None and not isinstance(meta, pd.DataFrame):
-        raise InvalidInputError(f"meta={type(meta).__name__} is not a DataFrame indexed by code")
+    if meta is not None:
+        if not isinstance(meta, pd.DataFrame):
+            raise InvalidInputError(f"meta={type(meta).__name__} is not a DataFrame indexed by code")
+        meta = meta.set_axis(meta.index.astype(str))
+        meta = meta[~meta.index.duplicated(keep="first")]
     frames = _check_panels(panels)
 
     codes = frames["close"].columns
@@ -266,7 +269,8 @@ def scan_panels(panels: Mapping[str, pd.DataFrame], session: Any, conditions: An
     excluded.update(ex)
     if uni is not None and uni.has_liquidity_filter:
         keep, _ = uni.liquidity_filter(bars.value)
-        excluded["below_liquidity"] = [str(c) for c in bars.codes if c not in set(keep)]
+        kept = set(keep)
+        excluded["below_liquidity"] = [str(c) for c in bars.codes if c not in kept]
         sub = {k: bars.field(k)[keep] for k in bars.fields}
         if window > lookback:
             sub = {k: f.iloc[-lookback:] for k, f in sub.items()}
@@ -347,9 +351,7 @@ def scan_panels(panels: Mapping[str, pd.DataFrame], session: Any, conditions: An
 def _meta_col(meta: pd.DataFrame | None, col: str, codes: pd.Index) -> pd.Series:
     if meta is None or col not in meta.columns:
         return pd.Series([None] * len(codes), index=codes, dtype=object)
-    m = meta[col]
-    m.index = m.index.astype(str)
-    return m[~m.index.duplicated()].reindex([str(c) for c in codes]).astype(object).where(lambda s: s.notna(), None)
+    return meta[col].reindex([str(c) for c in codes]).astype(object).where(lambda s: s.notna(), None)
 
 
 def _value_source(frames: Mapping[str, pd.DataFrame]) -> str:
