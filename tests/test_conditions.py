@@ -53,7 +53,7 @@ def bars():
 def test_expression_reads_like_what_was_written():
     assert repr(close > sma(close, 60)) == "close > sma(close, 60)"
     assert repr((close > 2000) & (volume_ratio(volume, 5) >= 2.5)) == \
-        "(close > 2_000) & (volume_ratio(volume, 5) >= 2.5)"
+        "(close > 2000) & (volume_ratio(volume, 5) >= 2.5)"
     assert repr(macd(close).hist > 0) == "macd(close).hist > 0"
 
 

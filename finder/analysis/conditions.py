@@ -192,10 +192,6 @@ def _text(x: Any, parens: bool = False) -> str:
     if isinstance(x, Expr):
         t = repr(x)
         return f"({t})" if parens and isinstance(x, _BinOp) else t
-    if isinstance(x, float) and x.is_integer() and abs(x) >= 1000:
-        return f"{int(x):_}"
-    if isinstance(x, numbers.Integral) and abs(x) >= 1000:
-        return f"{x:_}"
     return repr(x)
 
 
