@@ -79,7 +79,14 @@ def _export_html(notebook: Path, target: Path) -> None:
     import nbformat
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    # nbconvert logs an accessibility notice per chart without alt text at WARNING; not the reader's concern
+    quiet = logging.getLogger("traitlets")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    finally:
+        quiet.setLevel(level)
     target.write_text(body, encoding="utf-8")
 
 
@@ -150,7 +157,9 @@ def run_demo(out_dir: str | os.PathLike = "reports", *, start: Any = None, end: 
     try:
         pm.execute_notebook(str(nb_in), str(nb_out), parameters=params, kernel_name=kernel_name,
                             cwd=str(nb_in.parent), progress_bar=False, log_output=False,
-                            execution_timeout=timeout)
+                            execution_timeout=timeout,
+                            # the kernel's own start-up chatter (e.g. its TCP notice) is not the report's
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except pm.PapermillExecutionError as exc:
         raise FinderError(f"the demo notebook failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
                           f"(the executed notebook is {nb_out})") from None

@@ -637,7 +637,7 @@ def backtest(conditions: Any = "momentum", start: Any = None, end: Any = None, *
     from . import scan as _scan  # imported late: the scanner pulls in the data layer
 
     # -- 2. the picks: scan(d) sees bars up to d, adjusted as of d ----------
-    from tqdm.auto import tqdm
+    tqdm = _tqdm()
 
     frames = []
     for d in tqdm(sessions, desc="backtest", unit="session", disable=not progress):
@@ -664,6 +664,17 @@ def backtest(conditions: Any = "momentum", start: Any = None, end: Any = None, *
               "missing": prices.pop("_missing", [])}
     return simulate(picks_all, prices, sessions, horizons=horizons_t, entry=entry, take_profit=tp,
                     stop_loss=sl, cost_bps=cost, equity_horizon=equity_horizon, params=params)
+
+
+def _tqdm() -> Any:
+    """``tqdm.auto.tqdm``, without its warning when Jupyter runs without ipywidgets (it falls back to text)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from tqdm.auto import tqdm
+
+    return tqdm
 
 
 def _check_conditions(conditions: Any, universe: Any) -> None:

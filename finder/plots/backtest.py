@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.ticker import PercentFormatter, ScalarFormatter
 
 from ._style import drawdown_formatter, new_figure, percent_formatter, set_title
 
@@ -69,7 +69,8 @@ def plot_backtest(res: "BacktestResult", horizon: int | None = None,
                    linewidth=2.2 if h == H else 1.0, alpha=1.0 if h == H else 0.6,
                    label=f"{h}-session hold" + (" (drawdown below)" if h == H else ""))
     ax_eq.axhline(1.0, color="black", linewidth=0.6, alpha=0.5)
-    ax_eq.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.2f}"))
+    # plain numbers without an offset ("1.005", not "+1 x 1e-3"), as many decimals as the range needs
+    ax_eq.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
     ax_eq.set_ylabel("equity (start = 1.00)")
     ax_eq.grid(True, alpha=0.25)
     ax_eq.legend(loc="upper left", fontsize=8)
