@@ -22,6 +22,7 @@ import functools
 import os
 import threading
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,11 @@ def sessions() -> np.ndarray:
     # finder.calendar uses (start 1990-01-02, end Dec 31 of next year) and a
     # process that runs both pays once.
     year = _wall().year
-    cal = xcals.get_calendar("XKRX", start="1990-01-02", end=f"{max(year + 1, 2026, 2027)}-12-31")
+    with warnings.catch_warnings():
+        # exchange_calendars trips a pandas 3 deprecation warning inside; not ours to fix.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        cal = xcals.get_calendar("XKRX", start="1990-01-02", end=f"{max(year + 1, 2027)}-12-31")
     s = cal.sessions.values.astype("datetime64[D]")
     return s[(s >= FIRST_SESSION) & (s <= HORIZON)]
 

@@ -31,6 +31,8 @@ import dataclasses
 import datetime as _dt
 import functools
 import logging
+import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -627,11 +629,17 @@ class ReplayMarket(Market):
         return cls(frame)
 
 
-@functools.lru_cache(maxsize=4)
-def default_market(seed: int = 0, n_stocks: int = 300) -> SyntheticMarket:
-    """The synthetic market, built once per process (and per seed)."""
-    import time
+_BUILD_LOCK = threading.Lock()
 
+
+def default_market(seed: int = 0, n_stocks: int = 300) -> SyntheticMarket:
+    """The synthetic market, built once per process (and per seed); safe to call from many threads."""
+    with _BUILD_LOCK:  # lru_cache alone would let two threads build it at once
+        return _build_market(seed, n_stocks)
+
+
+@functools.lru_cache(maxsize=4)
+def _build_market(seed: int, n_stocks: int) -> SyntheticMarket:
     t0 = time.perf_counter()
     m = SyntheticMarket(seed=seed, n_stocks=n_stocks)
     log.debug("built the synthetic market (%d stocks) in %.2fs", len(m.codes), time.perf_counter() - t0)
