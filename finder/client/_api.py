@@ -352,8 +352,12 @@ class KiwoomAPI:
                 break
             cont = str(headers.get(H_CONT, "N")).strip().upper() == "Y"
             nxt = str(headers.get(H_NEXT, "") or "").strip()
-            if not cont or not nxt:
-                reached_start = True
+            if not cont:
+                reached_start = True  # only the server saying "no more" proves the history starts here
+                break
+            if not nxt:
+                truncated = True
+                notes.append(f"cont-yn: Y without a next-key on page {pages}")
                 break
             if nxt in seen_keys:
                 truncated = True
