@@ -76,7 +76,7 @@ from .._models import (
     STOCK_LIST_KEY,
     TOKEN_PATH,
 )
-from ._clock import OPEN_TIME, SimClock, to_kst
+from ._clock import OPEN_TIME, SimClock
 from ._faults import EXTRA_FIELDS, MAINTENANCE_HTML, Faults
 from ._market import NXT_START, Market, _limits, _signs, default_market, partial_bar
 
@@ -287,9 +287,13 @@ class SimApp:
         return self.clock.set_now(now, frozen)
 
     def advance(self, seconds: float = 0.0, sessions: int = 0) -> _dt.datetime:
+        """Move the clock ``sessions`` XKRX sessions (same time of day), then ``seconds``."""
         if sessions:
             self.clock.advance_sessions(int(sessions))
         return self.clock.advance(seconds)
+
+    def advance_sessions(self, n: int) -> _dt.datetime:
+        return self.clock.advance_sessions(int(n))
 
     def drop_tokens(self) -> None:
         """Forget every issued token (all callers must log in again)."""

@@ -32,7 +32,7 @@ from __future__ import annotations
 import itertools
 import random
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .._models import API_DAILY, API_QUOTES, API_STOCK_LIST

@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from ._clock import CLOSE_TIME, FIRST_SESSION, HORIZON, KST, OPEN_TIME, SESSION_SECONDS, sessions, to_kst
+from ._clock import CLOSE_TIME, HORIZON, KST, OPEN_TIME, SESSION_SECONDS, sessions, to_kst
 
 log = logging.getLogger("finder.sim")
 

@@ -199,6 +199,9 @@ class Simulator:
     def advance(self, seconds: float = 0.0, sessions: int = 0):
         return self.app.advance(seconds=seconds, sessions=sessions)
 
+    def advance_sessions(self, n: int):
+        return self.app.advance_sessions(n)
+
     def transport(self) -> SimTransport:
         """An in-process transport onto this same simulator (same tokens, clock and stats)."""
         return SimTransport(self.app)
