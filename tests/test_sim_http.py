@@ -501,6 +501,8 @@ def test_serve_prints_its_url_and_stops_on_ctrl_c(tmp_path):
         assert httpx.get(url + "/_sim/health").json()["ok"] is True
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
+        with pytest.raises(httpx.ConnectError):  # the port is closed
+            httpx.get(url + "/_sim/health")
     finally:
         if proc.poll() is None:
             proc.kill()

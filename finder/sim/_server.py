@@ -19,6 +19,7 @@ Not guaranteed: HTTPS, HTTP/2, or more than a few hundred requests a second.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import threading
 import time
@@ -221,6 +222,10 @@ def serve(port: int = 8000, data: str | Path | None = None, rate: float | None =
     print(f"finder sim: Kiwoom simulator ({market.kind} market, {len(market.codes)} stocks) listening on {sim.url}"
           f" — clock {clock['now']}{' (frozen)' if clock['frozen'] else ''}; Ctrl-C to stop", flush=True)
     stop = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # `kill` (SIGTERM) stops as cleanly as Ctrl-C does.
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
             pass
@@ -228,3 +233,5 @@ def serve(port: int = 8000, data: str | Path | None = None, rate: float | None =
         pass
     finally:
         sim.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
