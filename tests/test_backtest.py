@@ -153,7 +153,7 @@ def test_untradable_picks_are_reported_not_dropped():
         "S": flat([10, 10, None, 12, 12]),          # halted on the horizon day, trades again later
     })
     p = picks((0, "A"), (0, "H"), (0, "X"), (0, "Z"), (0, "S"), (0, "Q"), (4, "A"), (2, "A"))
-    t = evaluate_trades(p, px, horizons=(2, 3), entry="next_open", cost_bps=0)
+    t = evaluate_trades(p, px, horizons=(2, 3), entry="next_open", cost_bps=0, delisted={"X", "Z"})
     assert len(t) == len(p) * 2  # one row per pick and horizon, whatever happened
     assert row(t, "H", 2).exit_reason == "untradable" and np.isnan(row(t, "H", 2)["return"])
     assert row(t, "Z", 2).exit_reason == "delisted" and np.isnan(row(t, "Z", 2)["return"])
@@ -166,6 +166,10 @@ def test_untradable_picks_are_reported_not_dropped():
     inc = row(t, "A", 3, day=2)  # entered on day 3, horizon day 5 is past the data
     assert inc.exit_reason == "incomplete" and inc.entry_price == 103 and np.isnan(inc["return"])
     assert row(t, "A", 2, day=2).exit_reason == "horizon"  # day 4 is the last session: still fine
+    # Without knowing they were delisted, prices alone say only that they stopped trading.
+    t2 = evaluate_trades(p, px, horizons=(2, 3), entry="next_open", cost_bps=0)
+    assert row(t2, "X", 3).exit_reason == "halted" and row(t2, "X", 3)["return"] == pytest.approx(0.0)
+    assert row(t2, "Z", 2).exit_reason == "untradable"
 
 
 # --------------------------------------------------------------------------- summary
@@ -301,6 +305,7 @@ def fake_market(monkeypatch):
     m = FakeMarket(sessions)
     data_mod = types.ModuleType("finder.data")
     data_mod.get_panel = m.get_panel
+    data_mod.get_stock_list = lambda market="KOSPI": pd.DataFrame({"code": ["A", "B"], "name": ["Alpha", "Beta"]})
     scan_mod = types.ModuleType("finder.analysis.scan")
     scan_mod.scan = m.scan
     scan_mod.PRESETS = {"momentum": object()}

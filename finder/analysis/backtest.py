@@ -53,12 +53,14 @@ Exit reasons (``trades.exit_reason``)
 ``horizon``         sold at the close of the horizon session
 ``take_profit``     the target was hit first
 ``stop_loss``       the stop was hit first (or both on one day)
-``halted``          no bar on the horizon session but the stock trades again
-                    later: valued at its last close on or before the horizon
-``delisted``        the stock stops trading before the horizon (or before entry)
-                    and never trades again in the data: last close, or no trade
-``untradable``      no bar on the entry session (halt) although the stock trades
-                    later: never entered
+``halted``          no bar on the horizon session (a halt, or the stock stopped
+                    trading for the rest of the data without being known as
+                    delisted): valued at its last close on or before the horizon
+``delisted``        the same, for a stock known to be delisted (``backtest``
+                    knows it when a stock that stops trading is missing from
+                    today's stock lists); when it stops before the entry
+                    session there is no trade
+``untradable``      no bar on the entry session (a halt): never entered
 ``no_data``         the data layer could not provide the stock's bars at all
 ``no_next_session`` the pick's entry session lies after the last session with data
 ``incomplete``      entered, but the horizon session lies after the last session
@@ -105,7 +107,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -260,7 +262,7 @@ def _first_event(o: np.ndarray, h: np.ndarray, l: np.ndarray, p0: float,
 def evaluate_trades(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], *,
                     horizons: Sequence[int] = DEFAULT_HORIZONS, entry: str = "next_open",
                     take_profit: float | None = None, stop_loss: float | None = None,
-                    cost_bps: float = DEFAULT_COST_BPS) -> pd.DataFrame:
+                    cost_bps: float = DEFAULT_COST_BPS, delisted: Collection[str] = ()) -> pd.DataFrame:
     """Evaluate each pick at each horizon on one set of price panels (pure).
 
     ``picks`` needs ``date`` and ``code`` columns (``name``, ``rank``, ``score``
@@ -268,7 +270,10 @@ def evaluate_trades(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], *,
     to dates x codes frames on **one** adjustment basis; their index must hold
     every session from the first pick to the last session with data (a NaN
     means the stock did not trade that day).  The last row of the index is
-    taken as the last session with data.
+    taken as the last session with data.  ``delisted`` names the stocks known
+    to be delisted: one of them that stops trading is reported ``delisted``
+    rather than ``halted``/``untradable`` (prices alone cannot tell a long
+    halt from a delisting).
 
     Returns one row per pick and horizon with :data:`TRADE_COLUMNS`; see the
     module docstring for timing, fills and exit reasons.
@@ -331,7 +336,8 @@ def evaluate_trades(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], *,
         p0 = o[ie] if entry == "next_open" else c[ie]
         if np.isnan(p0) or np.isnan(c[ie]):
             # No bar on the entry session: a halt if it trades again, else gone.
-            reason = "untradable" if np.isfinite(c[ie + 1:]).any() else "delisted"
+            gone = pick["code"] in delisted and not np.isfinite(c[ie + 1:]).any()
+            reason = "delisted" if gone else "untradable"
             for h in horizons:
                 emit(h, reason)
             continue
@@ -352,7 +358,8 @@ def evaluate_trades(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], *,
             else:
                 # No bar on the horizon session: value at the last close before it.
                 j = ie + int(np.flatnonzero(np.isfinite(c[ie:tgt + 1]))[-1])
-                reason = "halted" if np.isfinite(c[tgt + 1:]).any() else "delisted"
+                gone = pick["code"] in delisted and not np.isfinite(c[tgt + 1:]).any()
+                reason = "delisted" if gone else "halted"
                 emit(h, reason, ed, p0, index[j], c[j], j - i_d)
     return _trades_frame(rows)
 
@@ -548,11 +555,12 @@ def simulate(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], sessions: 
              horizons: Sequence[int] = DEFAULT_HORIZONS, entry: str = "next_open",
              take_profit: float | None = None, stop_loss: float | None = None,
              cost_bps: float = DEFAULT_COST_BPS, equity_horizon: int | None = None,
-             params: Mapping[str, Any] | None = None) -> BacktestResult:
+             delisted: Collection[str] = (), params: Mapping[str, Any] | None = None) -> BacktestResult:
     """Turn picks and one-basis price panels into a :class:`BacktestResult` (pure).
 
     ``sessions`` are the scanned sessions (cohorts for the equity curve); by
-    default the distinct pick dates.  Use this to backtest picks made any way
+    default the distinct pick dates.  ``delisted``: codes known to be delisted
+    (see :func:`evaluate_trades`).  Use this to backtest picks made any way
     you like, e.g. from your own ``scan_panels`` loop::
 
         >>> res = simulate(my_picks, {"open": o, "high": h, "low": l, "close": c},
@@ -566,7 +574,7 @@ def simulate(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], sessions: 
     if sessions is None:
         sessions = pd.DatetimeIndex(pd.to_datetime(picks["date"])).unique().sort_values()
     trades = evaluate_trades(picks, px, horizons=horizons, entry=entry, take_profit=tp, stop_loss=sl,
-                             cost_bps=cost)
+                             cost_bps=cost, delisted=frozenset(delisted))
     all_params = {**(params or {}), "horizons": horizons, "entry": entry, "take_profit": tp,
                   "stop_loss": sl, "cost_bps": cost, "equity_horizon": equity_horizon}
     return BacktestResult(trades=trades, picks=picks, prices=px,
@@ -658,12 +666,13 @@ def backtest(conditions: Any = "momentum", start: Any = None, end: Any = None, *
     timeline = calendar.sessions_in_range(sessions[0], eval_end)
     prices = _load_prices(sorted(set(picks_all["code"])), timeline)
 
+    delisted = _known_delisted(prices)
     params = {"conditions": conditions if isinstance(conditions, str) else repr(conditions),
               "start": sessions[0], "end": sessions[-1], "universe": universe if isinstance(universe, str)
               else repr(universe), "max_picks": max_picks, "lookback": lookback, "eval_end": eval_end,
-              "missing": prices.pop("_missing", [])}
+              "missing": prices.pop("_missing", []), "delisted": sorted(delisted)}
     return simulate(picks_all, prices, sessions, horizons=horizons_t, entry=entry, take_profit=tp,
-                    stop_loss=sl, cost_bps=cost, equity_horizon=equity_horizon, params=params)
+                    stop_loss=sl, cost_bps=cost, equity_horizon=equity_horizon, delisted=delisted, params=params)
 
 
 def _tqdm() -> Any:
@@ -695,6 +704,30 @@ def _evaluation_end(last_scan: pd.Timestamp, max_horizon: int) -> pd.Timestamp:
     for _ in range(max_horizon):
         d = calendar.next_session(d)
     return min(d, max(calendar.latest_final_session(), last_scan))
+
+
+def _known_delisted(prices: Mapping[str, Any]) -> set[str]:
+    """Picked stocks that stop trading before the data ends and are missing from today's stock lists.
+
+    Kiwoom's lists (ka10099) hold current listings only, so absence there is
+    the one fact that tells a delisting from a long halt.  The lists are asked
+    for only when some stock stops trading, and are cached for the day.
+    """
+    close = prices["close"]
+    if close.shape[1] == 0:
+        return set()
+    last_valid = close.notna().to_numpy()[::-1].argmax(axis=0)  # rows since each stock's last bar
+    stopped = [c for c, k, any_ in zip(close.columns, last_valid, close.notna().any().to_numpy()) if any_ and k > 0]
+    if not stopped:
+        return set()
+    from .. import data
+
+    try:
+        listed = set(data.get_stock_list(["KOSPI", "KOSDAQ", "ETF"])["code"].astype(str))
+    except Exception as exc:  # without the lists a stop is reported as a halt, never guessed
+        logger.warning("backtest: cannot read the stock lists to tell delistings from halts: %s", exc)
+        return set()
+    return {c for c in stopped if c not in listed}
 
 
 def _load_prices(codes: list[str], timeline: pd.DatetimeIndex) -> dict[str, Any]:
