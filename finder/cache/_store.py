@@ -234,12 +234,18 @@ class Store:
             # The hot path: load joblib's entry by the id the pointer recorded, skipping the
             # argument hashing and bookkeeping of a full memoized call. Any trouble falls back
             # to that call, which checks, recomputes and warns.
+            call_id = (self._history.func_id, entry)
             try:
-                blob = self.memory.store_backend.load_item((self._history.func_id, entry), verbose=0)
+                blob = self.memory.store_backend.load_item(call_id, verbose=0)
                 if not isinstance(blob, bytes):
-                    blob = None
-            except Exception:
+                    raise TypeError(f"unexpected {type(blob).__name__}")
+            except KeyError:
+                blob = None  # pruned or cleared: an ordinary miss
+            except Exception as exc:
                 blob = None
+                self.warn_once(f"damaged:{code}", f"damaged cache entry for {code} ({type(exc).__name__}); "
+                                                  "refetching it")
+                self.memory.store_backend.clear_item(call_id)
         if blob is None:
             blob, _ = self._call(self._history, code, spec, _memo.FORMAT_VERSION, client=client)
         try:
