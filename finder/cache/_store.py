@@ -35,6 +35,7 @@ cached).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -123,7 +124,10 @@ class Store:
         import joblib
 
         self.root = Path(root)
-        ensure_private_dir(self.root)
+        try:
+            ensure_private_dir(self.root)
+        except OSError:
+            pass  # cannot even be created (under a file, a read-only parent): the probe below says so
         self.state = state_dir(self.root)
         self.unsafe = unsafe_reason(self.root)
         if self.unsafe:
@@ -132,7 +136,11 @@ class Store:
         self.stats = Stats()
         self._lru: OrderedDict = OrderedDict()
         self._lru_lock = threading.Lock()
-        memory = joblib.Memory(location=str(self.root), verbose=0)
+        try:
+            memory = joblib.Memory(location=str(self.root), verbose=0)
+        except OSError:
+            # The folder cannot be created: nothing is stored or loaded, every call is served uncached.
+            memory = joblib.Memory(location=None, verbose=0)
         self.memory = memory
         self._walk = memory.cache(_memo.walk, ignore=["client"])
         self._history = memory.cache(_memo.history, ignore=["client"])
@@ -145,11 +153,30 @@ class Store:
         try:
             ensure_private_dir(self.state)
             probe = self.state / f".probe-{os.getpid()}-{threading.get_ident()}"
-            probe.write_bytes(b"")
-            probe.unlink()
+            try:
+                # Some bytes, not an empty file: a full disk often still creates empty files.
+                probe.write_bytes(b"\0" * 4096)
+            finally:
+                probe.unlink(missing_ok=True)
             return True
         except OSError:
             return False
+
+    def cannot_write(self, what: str, exc: BaseException | str) -> None:
+        """A write into the cache failed: stop writing (and warn once) only if the folder really refuses writes.
+
+        joblib reports a failed store for a full or read-only disk, but also when
+        another process (a prune, a clear) removed an entry's folder mid-write;
+        that is a race, not a read-only folder, and must not switch caching off.
+        """
+        text = str(exc)
+        if not self._probe_writable() or any(t in text for t in ("No space left", "Disk quota", "Read-only file system")):
+            self.writable = False
+            self.warn_once("write", f"cannot write to the cache folder {self.root} ({what}: {text.splitlines()[0][:160]}); "
+                                    "serving data uncached from now on in this process")
+        else:
+            log.info("finder: could not store %s (%s); the folder is writable, so it was a race and is retried "
+                     "on the next call", what, text.splitlines()[0][:160])
 
     def warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -173,10 +200,18 @@ class Store:
     def read_pointer(self, code: str) -> dict | None:
         try:
             data = json.loads(self._pointer_path(code).read_bytes())
-        except (FileNotFoundError, ValueError, OSError):
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError) as exc:  # pointers are replaced atomically: this is damage, not a race
+            self.warn_once(f"pointer:{code}", f"unreadable cache index entry for {code} ({type(exc).__name__}); "
+                                              "rebuilding it")
             return None
         if not isinstance(data, dict) or data.get("version") != _memo.FORMAT_VERSION:
-            return None  # another format: treated as a miss, rebuilt, then replaced
+            # another format: treated as a miss, rebuilt, then replaced
+            self.warn_once("format", f"the cache in {self.root} holds entries of another cache format (version "
+                                     f"{data.get('version') if isinstance(data, dict) else '?'!r}, this finder "
+                                     f"writes {_memo.FORMAT_VERSION}); they are ignored and rebuilt as asked for")
+            return None
         return data
 
     def write_pointer(self, code: str, spec: tuple, history: History, entry: str | None) -> None:
@@ -204,16 +239,26 @@ class Store:
             warnings.simplefilter("always")
             value = func(*args, client=client)
         computed = bool(getattr(_fetch.computed, "flag", False))
+        load_failed = store_failed = False
         for w in caught:
             text = str(w.message)
-            if "Unable to cache to disk" in text or "Persisting input" in text:
-                self.writable = False
-                self.warn_once("write", f"cannot write to the cache folder {self.root} ({text.splitlines()[0][:160]}); "
-                                        "serving data uncached from now on in this process")
+            if "Unable to cache to disk" in text:
+                store_failed = True
+                self.cannot_write("an entry", text)
+            elif "Persisting input" in text:
+                pass  # joblib's note that writing metadata.json was slow (a busy disk): not a failure
             elif "Exception while loading" in text or "Loading" in text:
+                load_failed = True
                 self.warn_once("load", f"a damaged cache entry was refetched ({text.splitlines()[0][:160]})")
             else:
                 warnings.warn(w.message, w.category)
+        if load_failed and store_failed and self.writable:
+            # The damaged entry could not be replaced in place (e.g. a directory where output.pkl
+            # should be): remove it, so the next call stores a good one instead of failing again.
+            try:
+                self.memory.store_backend.clear_item((func.func_id, func._get_args_id(*args)))
+            except Exception:
+                pass
         return value, computed
 
     def walk(self, client, code: str, adjusted: bool, base_dt: str, depth: int) -> Walk:
@@ -289,7 +334,7 @@ class Store:
             self.stats.add(True)
             return hist
         self.stats.add(False)
-        with self.lock(code):
+        with self._single_flight(code):
             hist = self.cached_history(client, code)  # another process may have done the work
             if hist is not None and hist.covers(end, count):
                 return hist
@@ -305,8 +350,31 @@ class Store:
             except Exception:
                 entry = None
             if self.writable:
-                self.write_pointer(code, spec, hist, entry)
+                try:
+                    self.write_pointer(code, spec, hist, entry)
+                except OSError as exc:  # full or read-only disk, or a damaged index: the data is still right
+                    self.cannot_write(f"the index entry of {code}", exc)
             return hist
+
+    @contextlib.contextmanager
+    def _single_flight(self, code: str):
+        """The stock's file lock; without it (a lock file that cannot be created) the work is done unlocked.
+
+        The lock only saves duplicate fetches: entries and pointers are written
+        atomically, so working without it is slower but never wrong.
+        """
+        lock = None
+        try:
+            lock = self.lock(code)
+            lock.acquire()
+        except OSError as exc:
+            lock = None
+            self.cannot_write(f"the lock of {code}", exc)
+        try:
+            yield
+        finally:
+            if lock is not None:
+                lock.release()
 
     def _plan(self, client, code: str, hist: History | None, spec: tuple | None, end: np.datetime64, count: int) -> tuple:
         newest = np.datetime64(calendar.latest_final_session().date(), "D")
