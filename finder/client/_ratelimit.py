@@ -8,12 +8,15 @@ slot, releases the lock and sleeps until its slot.  Requests therefore leave
 at most ``rate`` per second *between all processes*, evenly spaced.
 
 Not guaranteed: pacing between machines, or against a server whose clock
-window differs; the client still backs off on a 429.
+window differs; the client still backs off on a 429.  When the slot files
+cannot be written (a read-only or full cache folder), this process paces
+itself alone and says so once: other processes can then add to the rate.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -22,6 +25,8 @@ from pathlib import Path
 from filelock import FileLock
 
 from .._paths import ensure_private_dir
+
+log = logging.getLogger("finder.client")
 
 
 class MemoryRateLimiter:
@@ -50,8 +55,22 @@ class FileRateLimiter:
 
     def __init__(self, rate: float | None, folder: Path, app_key: str) -> None:
         self.rate = rate
-        self.folder = ensure_private_dir(Path(folder))
+        self.folder = Path(folder)
         self._key = hashlib.sha256(app_key.encode()).hexdigest()[:16]
+        self._alone: MemoryRateLimiter | None = None
+        try:
+            ensure_private_dir(self.folder)
+        except OSError as exc:
+            self._go_alone(exc)
+
+    def _go_alone(self, exc: OSError) -> None:
+        # A read-only or full cache folder must not stop requests: pace this process on its
+        # own (other processes sharing the key may then add to the rate; the 429 backoff
+        # still protects the limit).
+        if self._alone is None:
+            log.warning("finder: cannot share request pacing through %s (%s: %s); pacing this process alone",
+                        self.folder, type(exc).__name__, exc.strerror or exc)
+            self._alone = MemoryRateLimiter(self.rate)
 
     def _paths(self, api_id: str) -> tuple[Path, Path]:
         base = self.folder / f"{self._key}-{api_id}"
@@ -60,6 +79,15 @@ class FileRateLimiter:
     def acquire(self, api_id: str) -> float:
         if not self.rate:
             return 0.0
+        if self._alone is not None:
+            return self._alone.acquire(api_id)
+        try:
+            return self._acquire_shared(api_id)
+        except OSError as exc:
+            self._go_alone(exc)
+            return self._alone.acquire(api_id)
+
+    def _acquire_shared(self, api_id: str) -> float:
         slot_path, lock_path = self._paths(api_id)
         with FileLock(str(lock_path)):
             now = time.time()

@@ -9,6 +9,11 @@ lock it first checks whether another process already replaced it.
 
 ``expires_dt`` is ``YYYYMMDDHHMMSS`` in Seoul time with no offset; it is parsed
 as KST and compared with :func:`finder.calendar.now`.
+
+When the token file cannot be written or locked (a read-only or full cache
+folder), the token is kept in this process only and a warning says so once:
+other processes with the same key may then supersede it, which costs one
+re-issue each time (the 3 / 8005 rule), never a wrong answer.
 """
 
 from __future__ import annotations
@@ -80,24 +85,49 @@ class FileTokenStore:
     """The shared token file ``<state>/tokens/<hash>.json`` (0600) plus its lock."""
 
     def __init__(self, folder: Path, base_url: str, app_key: str) -> None:
-        self.folder = ensure_private_dir(Path(folder))
+        self.folder = Path(folder)
         key = hashlib.sha256(f"{base_url}|{app_key}".encode()).hexdigest()[:16]
         self.path = self.folder / f"{key}.json"
         self._lock = FileLock(str(self.folder / f"{key}.lock"))
         self._local = threading.Lock()
         self._token: Token | None = None
+        self._alone: MemoryTokenStore | None = None
+        try:
+            ensure_private_dir(self.folder)
+        except OSError as exc:
+            self._go_alone(exc)
+
+    def _go_alone(self, exc: OSError, token: Token | None = None) -> None:
+        # A read-only or full cache folder must not stop requests: keep the token in this
+        # process (a token just issued is kept, so it is not issued twice).
+        if self._alone is None:
+            log.warning("finder: cannot share the Kiwoom token through %s (%s: %s); keeping it in this process",
+                        self.folder, type(exc).__name__, exc.strerror or exc)
+            self._alone = MemoryTokenStore()
+        if token is not None:
+            self._alone._token = token
 
     def _read(self) -> Token | None:
         try:
             data = json.loads(self.path.read_text())
             return Token(data["token"], _dt.datetime.fromisoformat(data["expires"]))
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError):  # missing, unreadable or half-written
             return None
 
     def _write(self, token: Token) -> None:
         write_private_file(self.path, json.dumps({"token": token.value, "expires": token.expires.isoformat()}).encode())
 
+    def _issue_and_write(self, issue: Issuer) -> Token:
+        token = issue()
+        try:
+            self._write(token)
+        except OSError as exc:
+            self._go_alone(exc, token)
+        return token
+
     def get(self, issue: Issuer) -> Token:
+        if self._alone is not None:
+            return self._alone.get(issue)
         with self._local:
             if self._token is not None and self._token.fresh():
                 return self._token
@@ -105,23 +135,34 @@ class FileTokenStore:
             if shared is not None and shared.fresh():
                 self._token = shared
                 return shared
-            with self._lock:
-                shared = self._read()  # another process may have issued while we waited
-                if shared is None or not shared.fresh():
-                    shared = issue()
-                    self._write(shared)
-                self._token = shared
-                return shared
+            try:
+                with self._lock:
+                    shared = self._read()  # another process may have issued while we waited
+                    if shared is None or not shared.fresh():
+                        shared = self._issue_and_write(issue)
+                    self._token = shared
+                    return shared
+            except OSError as exc:  # the lock file cannot be created or opened
+                self._go_alone(exc)
+        return self._alone.get(issue)
 
     def replace(self, rejected: str, issue: Issuer) -> Token:
         """The server refused ``rejected``: adopt a newer shared token, or issue one (once, under the lock)."""
-        with self._local, self._lock:
-            shared = self._read()
-            if shared is None or shared.value == rejected or not shared.fresh():
-                shared = issue()
-                self._write(shared)
-            self._token = shared
-            return shared
+        if self._alone is not None:
+            return self._alone.replace(rejected, issue)
+        with self._local:
+            try:
+                with self._lock:
+                    shared = self._read()
+                    if shared is None or shared.value == rejected or not shared.fresh():
+                        shared = self._issue_and_write(issue)
+                    self._token = shared
+                    return shared
+            except OSError as exc:
+                self._go_alone(exc)
+        return self._alone.replace(rejected, issue)
 
     def peek(self) -> Token | None:
+        if self._alone is not None and self._alone.peek() is not None:
+            return self._alone.peek()
         return self._token
