@@ -281,6 +281,9 @@ class KiwoomAPI:
                         log.info("%s: token refused (%s); re-issuing once", api_id, detail or rc)
                         self._tokens.replace(token.value, self._issue_token)
                         continue
+                    if reissued:  # say why a second refusal is final: one re-issue is all we try
+                        msg = (f"{msg or 'authentication failed'} — the token was refused again right after "
+                               "a re-issue; is another process logging in with the same app key?")
                     raise AuthenticationError(msg or "authentication failed", return_code=rc, detail=detail, api_id=api_id)
                 if detail == DETAIL_WRONG_ENV:
                     raise AuthenticationError(
@@ -327,7 +330,11 @@ class KiwoomAPI:
         notes: list[str] = []
         limit = body["base_dt"]
         while True:
-            data, headers = self._request(API_DAILY, body, key)
+            try:
+                data, headers = self._request(API_DAILY, body, key)
+            except StockNotFoundError as exc:  # 7 / 1902: Kiwoom's text does not name the code; we do
+                raise StockNotFoundError(f"{code}: {exc.message}", return_code=exc.return_code, detail=exc.detail,
+                                         api_id=exc.api_id) from None
             pages += 1
             page = data.get(DAILY_LIST_KEY)
             if not isinstance(page, list):
