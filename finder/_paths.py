@@ -78,7 +78,7 @@ def unsafe_reason(path: Path) -> str | None:
     """
     try:
         st = os.stat(path)
-    except FileNotFoundError:
+    except OSError:  # missing, or cannot exist (a path under a file): nothing there to load
         return None
     if os.name == "nt":  # POSIX modes mean little there
         return None
