@@ -109,14 +109,28 @@ def clear(code: str | None = None, root: str | os.PathLike | None = None) -> int
         except FileNotFoundError:
             pass
         needle = repr(code)
+        unknown = 0
         for entry in list(_entries(path)):
             try:
                 meta = json.loads((entry / "metadata.json").read_text())
             except (OSError, ValueError):
+                # A missing or half-written metadata.json hides which stock the entry holds.
+                # Dropping an entry is always safe (it is fetched again when asked for), so
+                # remove it too rather than leave this stock's data behind.
+                shutil.rmtree(entry, ignore_errors=True)
+                unknown += 1
+                n += 1
                 continue
             if meta.get("input_args", {}).get("code") == needle:
                 shutil.rmtree(entry, ignore_errors=True)
                 n += 1
+        if unknown:
+            log.warning("finder: %d cache entries had no readable metadata.json, so their stock was unknown; "
+                        "removed them too (they are fetched again when needed)", unknown)
+            import warnings
+
+            warnings.warn(f"clear({code!r}) also removed {unknown} cache entries whose metadata.json was missing "
+                          "or damaged", RuntimeWarning, stacklevel=2)
         with store._lru_lock:
             for key in [k for k in store._lru if k[0] == code]:
                 del store._lru[key]
