@@ -83,6 +83,12 @@ def _cmd_cache(args: argparse.Namespace) -> int:
             raise InvalidInputError("prune needs --max-size and/or --older-than")
         out = cache.prune(max_bytes=args.max_size, older_than=args.older_than)
         print(f"removed {out['removed']} entries, freed {_fmt_bytes(out['freed_bytes'])}, kept {out['kept']}")
+    elif args.action == "refresh":
+        universe = args.codes.split(",") if args.codes else args.universe
+        out = cache.refresh(universe, progress=not args.quiet)
+        print(f"refresh to {out['session']}: {out['current']} already current, {out['from_quotes']} from quotes, "
+              f"{out['actions']} corporate actions refetched, {out['walked']} walked, {out['halted']} halted, "
+              f"{len(out['failed'])} failed")
     elif args.action == "warm":
         universe = args.codes.split(",") if args.codes else args.universe
         out = cache.warm(universe, count=args.count, base_dt=args.date, progress=not args.quiet)
@@ -144,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     cp = csub.add_parser("prune", help="trim by size and/or age")
     cp.add_argument("--max-size", default=None, help="e.g. 2GB")
     cp.add_argument("--older-than", default=None, help="e.g. 30d")
+    cr = csub.add_parser("refresh", help="bring cached stocks up to the newest session (100 per request)")
+    cr.add_argument("--universe", default=None, help="market name; default: every cached stock")
+    cr.add_argument("--codes", default=None, help="comma-separated codes")
+    cr.add_argument("--quiet", action="store_true")
     cw = csub.add_parser("warm", help="pre-fetch a universe (resumes if interrupted)")
     cw.add_argument("--universe", default="KOSPI")
     cw.add_argument("--codes", default=None, help="comma-separated codes instead of a universe")

@@ -30,7 +30,7 @@ from .._paths import cache_dir
 from ..client import _stats
 from ._store import Store
 
-__all__ = ["info", "clear", "prune", "warm", "location", "parse_size", "parse_age"]
+__all__ = ["info", "clear", "prune", "warm", "refresh", "location", "parse_size", "parse_age"]
 
 log = logging.getLogger("finder.cache")
 
@@ -243,6 +243,11 @@ def warm(universe: Any = "KOSPI", count: int = 600, base_dt: Any = None, progres
     end = calendar.previous_session(session) if live else session
     import numpy as np
 
+    # Stocks already cached but a session behind: one ka10095 request per 100 of them.
+    from ._refresh import refresh_if_behind
+
+    refresh_if_behind(api, codes, end)
+
     end64 = np.datetime64(end.date(), "D")
     from tqdm.auto import tqdm
 
@@ -260,3 +265,31 @@ def warm(universe: Any = "KOSPI", count: int = 600, base_dt: Any = None, progres
         else:
             done += 1
     return {"stocks": len(codes), "fetched": done, "skipped": skipped, "failed": failed}
+
+
+def refresh(universe: Any = None, progress: bool = True, client=None) -> dict[str, Any]:
+    """Bring cached stocks up to the newest final session, 100 stocks per request (ka10095).
+
+    ``universe``: None (every cached stock), a market name or a list of codes;
+    only stocks already in the cache are refreshed.  A stock with a corporate
+    action today gets its adjusted history fetched again; a stock more than one
+    session behind is walked with ka10081.  Returns counts (see
+    ``finder.cache._refresh.refresh``).
+
+    Example::
+
+        >>> finder.cache.refresh()        # after 20:00 KST, once a day  # doctest: +SKIP
+    """
+    from .. import data
+    from ._refresh import refresh as _refresh
+
+    api = client or data.default_client()
+    if universe is None:
+        codes = None
+    elif isinstance(universe, str) and not re.match(r"^[0-9][0-9A-Z]{5}", universe):
+        codes = list(data.get_stock_list(universe, client=api)["code"])
+    elif isinstance(universe, (list, tuple)):
+        codes = [_validate.code(c) for c in universe]
+    else:
+        raise InvalidInputError(f"universe={universe!r} is not a market name or a list of codes")
+    return _refresh(api, codes, progress=progress)

@@ -51,14 +51,39 @@ def history_blob(client, code: str, spec: tuple) -> bytes:
     from . import _store
 
     store = _store.Store.for_client(client)
-    walks = [store.walk(client, code, kind == "adj", base_dt, depth) for kind, base_dt, depth in spec]
-    raw, adj, forward = walks[0], walks[1], walks[2:]
-    return build(code, raw, adj, forward).to_bytes()
+    walks, priors = [], []
+    for kind, base_dt, depth in spec:
+        if kind == "quote":
+            walks.append(store.quote_bar(client, code, base_dt))
+        elif kind == "prior":
+            priors.append(store.walk(client, code, True, base_dt, depth))
+        else:
+            walks.append(store.walk(client, code, kind == "adj", base_dt, depth))
+    raw, adj, extensions = walks[0], walks[1], walks[2:]
+    return build(code, raw, adj, extensions, priors).to_bytes()
+
+
+_live_handoff: dict[tuple[str, str], dict] = {}
+
+
+def live_from_quote(code: str, session: str, row, when: pd.Timestamp) -> None:
+    """Hand a batched quote over as the live entry of ``code`` (stored by the next ``live`` call)."""
+    traded = bool(row["traded"]) and pd.Timestamp(row["date"]) == when
+    out = {"session": session, "has_bar": traded, "source": "ka10095"}
+    if traded:
+        out["bar"] = (float(row["open"]), float(row["high"]), float(row["low"]), float(row["close"]),
+                      int(row["volume"]), int(row["value"]))
+    with _handoff_lock:
+        _live_handoff[(code, session)] = out
 
 
 def live(client, code: str, session: str) -> dict:
     """Today's live bar and the row before it, adjusted as of today (expires after the TTL)."""
     _mark()
+    with _handoff_lock:
+        handed = _live_handoff.pop((code, session), None)
+    if handed is not None:
+        return handed
     when = pd.Timestamp(session)
     result = client.daily_walk(code, when, 2, True)
     frame = result.frame
@@ -87,3 +112,46 @@ def stock_list(client, market: str, day: str) -> pd.DataFrame:
 
         raise APIError(f"ka10099 returned no stocks for {market}; nothing was cached")
     return frame
+
+
+# Quote bars fetched in batches (ka10095) wait here for their memoized entry to be written:
+# one request serves 100 stocks, and each stock's bar is then stored under its own key.
+handoff: dict[tuple[str, str], Walk] = {}
+_handoff_lock = threading.Lock()
+
+
+def offer_quote_bar(code: str, session: str, bar: Walk) -> None:
+    with _handoff_lock:
+        handoff[(code, session)] = bar
+
+
+def quote_bar(client, code: str, session: str) -> Walk:
+    """A final bar taken from a ka10095 quote (a one-row walk anchored at ``session``)."""
+    _mark()
+    with _handoff_lock:
+        bar = handoff.pop((code, session), None)
+    if bar is not None:
+        return bar
+    # Not handed over (e.g. the entry was pruned): only today's quote can be fetched again.
+    from .. import calendar
+
+    if calendar.latest_final_session() != pd.Timestamp(session):
+        raise TransportError(f"the quote bar of {code} for {session} is gone and can no longer be fetched")
+    q = client.get_quotes([code])
+    if code not in q.index or not bool(q.loc[code, "traded"]) or q.loc[code, "date"] != pd.Timestamp(session):
+        raise TransportError(f"no quote bar for {code} on {session}")
+    return quote_walk(code, session, q.loc[code])
+
+
+def quote_walk(code: str, session: str, row) -> Walk:
+    when = pd.Timestamp(session)
+    return Walk(
+        code=code,
+        base_dt=np.datetime64(when.date(), "D"),
+        adjusted=True,
+        dates=np.array([np.datetime64(when.date(), "D")]),
+        prices=np.array([[float(row["open"]), float(row["high"]), float(row["low"]), float(row["close"])]]),
+        volume=np.array([int(row["volume"])], dtype="int64"),
+        value=np.array([int(row["value"])], dtype="int64"),
+        reached_start=False,
+    )

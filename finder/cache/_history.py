@@ -228,44 +228,79 @@ def bars_frame(dates: np.ndarray, prices: np.ndarray, volume: np.ndarray, value:
     )
 
 
-def build(code: str, raw: Walk, adj: Walk, forward: list[Walk]) -> History:
-    """Assemble a history from a base pair (raw and adjusted at one anchor) and forward walks.
+def build(code: str, raw: Walk, adj: Walk, extensions: list[Walk], priors: list[Walk] = ()) -> History:
+    """Assemble a history: raw rows from a raw walk plus extensions, adjusted rows from one reference.
 
-    Forward walks are adjusted walks at later anchors that were checked to add
-    no corporate action (their overlap row equals ours), so their new rows are
-    raw and adjusted at once.
+    * ``raw``: a raw walk; ``extensions`` (later adjusted walks, raw walks or
+      quote bars) each add the rows after the current last row.  An adjusted
+      walk or quote is a raw extension only where no corporate action falls
+      between its rows and its anchor; the planner checked that, or uses the
+      walk's newest row alone, which is raw by definition (nothing after it).
+    * ``adj``: the reference adjusted walk; rows it holds carry Kiwoom's own
+      adjusted numbers, rows after its anchor are raw (no action since), and the
+      corporate actions are the steps of adj/raw over the rows both hold.
+    * ``priors``: earlier adjusted references, kept after a corporate action so
+      the new reference need not reach back as far: actions up to the new
+      reference's first row are taken from them.
     """
-    common = np.intersect1d(raw.dates, adj.dates)
-    ri = np.searchsorted(raw.dates, common)
-    ai = np.searchsorted(adj.dates, common)
-    dates = [common]
-    raws, adjs = [raw.prices[ri]], [adj.prices[ai]]
-    rvol, avol, val = [raw.volume[ri]], [adj.volume[ai]], [raw.value[ri]]
-    anchor = raw.base_dt
-    last = common[-1] if len(common) else None
-    for w in forward:
-        new = w.dates > last if last is not None else np.ones(len(w.dates), bool)
-        dates.append(w.dates[new])
-        raws.append(w.prices[new])
-        adjs.append(w.prices[new])
-        rvol.append(w.volume[new])
-        avol.append(w.volume[new])
-        val.append(w.value[new])
-        anchor = max(anchor, w.base_dt)
+    dates, prices = raw.dates, raw.prices
+    volume, value = raw.volume, raw.value
+    for w in extensions:
+        new = w.dates > dates[-1] if len(dates) else np.ones(len(w.dates), bool)
         if new.any():
-            last = w.dates[new][-1]
+            dates = np.concatenate([dates, w.dates[new]])
+            prices = np.concatenate([prices, w.prices[new]])
+            volume = np.concatenate([volume, w.volume[new]])
+            value = np.concatenate([value, w.value[new]])
+    anchor = max([raw.base_dt, adj.base_dt] + [w.base_dt for w in extensions])
+    rows = Walk(code, anchor, False, dates, prices, volume, value, raw.reached_start)
+    events = find_events(rows, adj)
+    if len(priors) and len(adj.dates):
+        first = adj.dates[0]
+        old = [find_events(rows, p) for p in priors]
+        keep = [(e.ex[e.ex <= first], e.price[e.ex <= first], e.volume[e.ex <= first]) for e in old]
+        ex = np.concatenate([events.ex] + [k[0] for k in keep])
+        if len(ex):
+            ex, idx = np.unique(ex, return_index=True)  # the same action seen twice counts once
+            pf = np.concatenate([events.price] + [k[1] for k in keep])[idx]
+            vf = np.concatenate([events.volume] + [k[2] for k in keep])[idx]
+            events = Events(ex, pf, vf)
+    adj_prices, adj_volume = prices.copy(), volume.copy()
+    _, ri, ai = np.intersect1d(dates, adj.dates, return_indices=True)
+    adj_prices[ri], adj_volume[ri] = adj.prices[ai], adj.volume[ai]
+    older = dates < adj.dates[0] if len(adj.dates) else np.zeros(len(dates), bool)
+    if older.any() and len(events):
+        # Rows older than the reference (it should reach as far; be safe): rebuild them.
+        later = events.ex > dates[older][:, None]
+        fp = np.where(later, events.price, 1.0).prod(axis=1)
+        fv = np.where(later, events.volume, 1.0).prod(axis=1)
+        adj_prices[older] = np.round(prices[older] * fp[:, None])
+        adj_volume[older] = np.round(volume[older] * fv).astype("int64")
     return History(
         code=code,
         anchor=anchor,
-        reached_start=bool(raw.reached_start and adj.reached_start),
-        dates=np.concatenate(dates),
-        raw=np.concatenate(raws),
-        adj=np.concatenate(adjs),
-        raw_volume=np.concatenate(rvol),
-        adj_volume=np.concatenate(avol),
-        value=np.concatenate(val),
-        events=find_events(raw, adj),
+        reached_start=bool(raw.reached_start),
+        dates=dates,
+        raw=prices,
+        adj=adj_prices,
+        raw_volume=volume,
+        adj_volume=adj_volume,
+        value=value,
+        events=events,
     )
+
+
+def quote_adds_no_action(history: History, session: np.datetime64, previous: np.datetime64, base_price: float) -> bool:
+    """True when a quote's reference price equals our close of the previous session.
+
+    The exchange's reference price is the previous close, except on an
+    ex-rights or ex-distribution day, when it is adjusted: a difference means
+    a corporate action.  Only meaningful when the stock traded on the session
+    before ``session`` (its last row is that session).
+    """
+    if history.last_row is None or history.last_row != previous or history.anchor != previous:
+        return False
+    return bool(base_price == history.adj[-1][3])
 
 
 def adds_no_action(history: History, forward: Walk) -> bool:

@@ -37,3 +37,9 @@ def stock_list(market, day, version, client=None):
     from . import _fetch
 
     return _fetch.stock_list(client, market, day)
+
+
+def quote_bar(code, session, version, client=None):
+    from . import _fetch
+
+    return _fetch.quote_bar(client, code, session)

@@ -146,6 +146,16 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
     store = Store.for_client(client)
     session, live = resolve(when)
 
+    if store.usable:
+        # Many stocks at the newest session: bring those a session behind up to date with
+        # batched quotes (100 stocks a request) before the per-stock loop would walk each one.
+        from ._refresh import prefetch_live, refresh_if_behind
+
+        final_session = calendar.previous_session(session) if live else session
+        refresh_if_behind(client, code_list, final_session)
+        if live:
+            prefetch_live(client, code_list, session)
+
     results: dict[str, tuple] = {}
     missing: dict[str, str] = {}
     show = progress if progress is not None else len(code_list) > 1

@@ -51,7 +51,7 @@ import pandas as pd
 from filelock import FileLock
 
 from .. import calendar
-from .._exceptions import CacheError
+from .._exceptions import CacheError, KiwoomError
 from .._models import DAILY_PAGE_SIZE
 from .._paths import ensure_private_dir, state_dir, unsafe_reason, write_private_file
 from . import _fetch, _memo
@@ -146,6 +146,7 @@ class Store:
         self._history = memory.cache(_memo.history, ignore=["client"])
         self._live = memory.cache(_memo.live, ignore=["client"], cache_validation_callback=_live_is_fresh)
         self._stock_list = memory.cache(_memo.stock_list, ignore=["client"])
+        self._quote_bar = memory.cache(_memo.quote_bar, ignore=["client"])
         self._warned: set[str] = set()
 
     # -- safety -----------------------------------------------------------------
@@ -267,6 +268,12 @@ class Store:
             raise CacheError(f"cache entry for {code} is not a walk")
         return value
 
+    def quote_bar(self, client, code: str, session: str) -> Walk:
+        value, _ = self._call(self._quote_bar, code, session, _memo.FORMAT_VERSION, client=client)
+        if not isinstance(value, Walk):
+            raise CacheError(f"cache entry for {code} is not a quote bar")
+        return value
+
     def load_history(self, client, code: str, spec: tuple, entry: str | None = None) -> History:
         key = (code, spec)
         with self._lru_lock:
@@ -324,7 +331,13 @@ class Store:
         if ptr is None:
             return None
         spec = tuple(tuple(s) for s in ptr["spec"])
-        return self.load_history(client, code, spec, ptr.get("entry"))
+        try:
+            return self.load_history(client, code, spec, ptr.get("entry"))
+        except KiwoomError as exc:
+            # The history had to be rebuilt from its parts and one of them cannot be had any
+            # more (e.g. a pruned quote bar of a past day): start this stock afresh.
+            log.warning("%s: cached history could not be rebuilt (%s); fetching it afresh", code, exc)
+            return None
 
     def ensure(self, client, code: str, end: np.datetime64, count: int) -> History:
         """A history covering the last ``count`` bars on or before the final session ``end``."""
@@ -339,7 +352,7 @@ class Store:
             if hist is not None and hist.covers(end, count):
                 return hist
             ptr = self.read_pointer(code)
-            spec = tuple(tuple(s) for s in ptr["spec"]) if ptr else None
+            spec = tuple(tuple(s) for s in ptr["spec"]) if (ptr and hist is not None) else None
             spec = self._plan(client, code, hist, spec, end, count)
             hist = self.load_history(client, code, spec)
             if not hist.covers(end, count):
@@ -386,15 +399,17 @@ class Store:
         base_depth = int(spec[0][2])
         if end > hist.anchor:
             last = hist.last_row if hist.last_row is not None else hist.anchor
-            k = calendar.sessions_between_count(pd.Timestamp(last), pd.Timestamp(target))
-            fwd = self.walk(client, code, True, fmt(target), max(k, 1) + 1)
+            k = max(calendar.sessions_between_count(pd.Timestamp(last), pd.Timestamp(target)), 1)
+            fwd = self.walk(client, code, True, fmt(target), k + 1)
+            fwd_entry = ("adj", fmt(target), k + 1)
             if adds_no_action(hist, fwd):
-                spec = spec + (("adj", fmt(target), max(k, 1) + 1),)
-                hist = None  # rebuilt from the new spec below
+                spec = spec + (fwd_entry,)
                 if self._covers_after(client, code, spec, end, count):
                     return spec
+                # still too shallow: fall through to a deeper pair
             else:
                 log.info("%s: a corporate action after %s; refetching its adjusted history", code, hist.anchor)
+                return self._after_action(client, code, hist, spec, fwd, fwd_entry, target, k)
             depth = pages(max(base_depth + k, count + calendar.sessions_between_count(pd.Timestamp(end), pd.Timestamp(target))))
             return (("raw", fmt(target), depth), ("adj", fmt(target), depth))
         # Older rows needed: a deeper pair at the newest anchor we already trust.
@@ -402,6 +417,80 @@ class Store:
         need = count + calendar.sessions_between_count(pd.Timestamp(end), pd.Timestamp(anchor))
         depth = pages(max(need, base_depth + DAILY_PAGE_SIZE))
         return (("raw", fmt(anchor), depth), ("adj", fmt(anchor), depth))
+
+    def _after_action(self, client, code: str, hist: History, spec: tuple, fwd: Walk, fwd_entry: tuple,
+                      target: np.datetime64, k: int) -> tuple:
+        """A corporate action happened after our anchor: new adjusted reference, raw kept.
+
+        Raw prices never change, so only the adjusted history is fetched again
+        (as of ``target``).  The new rows' raw prices come from the forward
+        walk when it adds just the newest session (a walk's newest row is raw:
+        nothing lies after it), else from a raw walk over the gap.
+        """
+        fmt = lambda d: str(np.datetime64(d, "D"))  # noqa: E731
+        new_rows = fwd.dates[fwd.dates > hist.last_row] if hist.last_row is not None else fwd.dates
+        if len(new_rows) == 1 and new_rows[0] == target:
+            extension = fwd_entry
+        else:
+            extension = ("raw", fmt(target), k + 1)
+        return self._new_reference(spec, fmt(target), extension)
+
+    @staticmethod
+    def _new_reference(spec: tuple, target: str, extension: tuple) -> tuple:
+        """A spec with a fresh adjusted reference at ``target`` and ``extension`` appended.
+
+        The new reference is as deep as the old one (so a 600-row history costs
+        one page, not two), and the old reference stays as a *prior*: the
+        actions older than the new reference's first row are read from it.
+        """
+        old_ref = spec[1]
+        prior = ("prior", old_ref[1], old_ref[2])
+        rest = tuple(e for e in spec[2:] if e[0] != "prior")
+        priors = tuple(e for e in spec[2:] if e[0] == "prior")
+        return (spec[0], ("adj", target, int(old_ref[2]))) + rest + (extension,) + priors + (prior,)
+
+    def extend_with_quote(self, client, code: str, session: pd.Timestamp, quote) -> bool:
+        """Extend a cached history by one session from a ka10095 quote; True when done.
+
+        Only for a history whose last row is the session before ``session``.
+        A reference price that differs from our last close marks a corporate
+        action: the adjusted history is then fetched again (one walk) while the
+        raw bar still comes from the quote.
+        """
+        from ._fetch import offer_quote_bar, quote_walk
+        from ._history import quote_adds_no_action
+
+        day = np.datetime64(session.date(), "D")
+        prev = np.datetime64(calendar.previous_session(session).date(), "D")
+        with self.lock(code):
+            hist = self.cached_history(client, code)
+            ptr = self.read_pointer(code)
+            if hist is None or ptr is None:
+                return False
+            if hist.anchor >= day:
+                return True  # another process did it
+            if hist.last_row != prev or hist.anchor != prev:
+                return False
+            spec = tuple(tuple(s) for s in ptr["spec"])
+            key = str(day)
+            offer_quote_bar(code, key, quote_walk(code, key, quote))
+            entry = ("quote", key, 1)
+            if quote_adds_no_action(hist, day, prev, float(quote["base_price"])):
+                spec = spec + (entry,)
+            else:
+                log.info("%s: reference price %s differs from our close %s: corporate action; refetching "
+                         "its adjusted history", code, quote["base_price"], hist.adj[-1][3])
+                spec = self._new_reference(spec, key, entry)
+            new = self.load_history(client, code, spec)
+            if new.last_row != day:
+                return False
+            try:
+                entry_id = self._history._get_args_id(code, spec, _memo.FORMAT_VERSION)
+            except Exception:
+                entry_id = None
+            if self.writable:
+                self.write_pointer(code, spec, new, entry_id)
+            return True
 
     def _covers_after(self, client, code: str, spec: tuple, end: np.datetime64, count: int) -> bool:
         return self.load_history(client, code, spec).covers(end, count)

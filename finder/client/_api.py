@@ -412,6 +412,18 @@ class KiwoomAPI:
                         "; ".join(walk.notes), len(walk.frame))
         return finish_bars(walk.frame.iloc[-count:])
 
+    # -- ka10095 ------------------------------------------------------------------
+    def get_quotes(self, codes: Iterable[str]) -> pd.DataFrame:
+        """Today's bar for many stocks, 100 per request (ka10095); see ``finder.client._quotes``.
+
+        Example::
+
+            >>> api.get_quotes(["005930", "000660"])[["close", "base_price"]]  # doctest: +SKIP
+        """
+        from ._quotes import get_quotes
+
+        return get_quotes(self, codes)
+
     # -- ka10099 ------------------------------------------------------------------
     def get_stock_list(self, market: str | Iterable[str] = "KOSPI") -> pd.DataFrame:
         """Listed stocks of one or more markets (ka10099): ``code, name, market, listed`` and more.
