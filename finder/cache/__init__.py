@@ -167,11 +167,48 @@ def parse_age(value: Any) -> float:
     return float(m.group(1)) * mult
 
 
+# Temporaries of atomic writes: joblib's "output.pkl.<uuid>-<pid>-<thread>", finder's ".tmp-*"
+# (pointers, token) and "*.tmp<pid>" (pacing slots).  Nothing ever reads them.
+_TEMP = re.compile(r"^\.tmp-|\.(pkl|json|py)\.[0-9a-f]{32}-\d+-\d+$|\.tmp\d+$")
+STALE_TEMP_AGE = 3600.0  # no write takes an hour: an older temporary was left by a killed process
+
+
+def _drop_stale_temporaries(path: Path, now: float) -> int:
+    """Remove temporaries that writers killed mid-write left behind (and the entry folders they leave empty)."""
+    n = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            if not _TEMP.search(f):
+                continue
+            p = Path(dirpath) / f
+            try:
+                if now - os.lstat(p).st_mtime > STALE_TEMP_AGE:
+                    p.unlink()
+                    n += 1
+            except OSError:
+                continue
+            parent = p.parent
+            if re.fullmatch(r"[0-9a-f]{32}", parent.name):
+                try:
+                    parent.rmdir()  # only if empty: an entry that never got its output.pkl
+                except OSError:
+                    pass
+    if n:
+        import warnings
+
+        msg = f"removed {n} temporary files left in {path} by interrupted writes (a process killed while writing)"
+        log.warning("finder: %s", msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    return n
+
+
 def prune(max_bytes: Any = None, older_than: Any = None, root: str | os.PathLike | None = None) -> dict[str, int]:
     """Trim the cache: drop entries unused for ``older_than``, then the least recently used until under ``max_bytes``.
 
-    Expired live bars are always dropped.  A pruned stock is simply fetched
-    again when next asked for; nothing wrong is ever served.  Returns counts.
+    Expired live bars are always dropped, and so are temporary files that a
+    process killed mid-write left behind (older than an hour).  A pruned stock
+    is simply fetched again when next asked for; nothing wrong is ever served.
+    Returns counts.
     """
     limit = parse_size(max_bytes) if max_bytes is not None else None
     age = parse_age(older_than) if older_than is not None else None
@@ -212,10 +249,11 @@ def prune(max_bytes: Any = None, older_than: Any = None, root: str | os.PathLike
                 break
             drop(entry, size)
             total -= size
+    temporaries = _drop_stale_temporaries(path, now)
     store = Store.for_root(path)
     with store._lru_lock:
         store._lru.clear()
-    return {"removed": removed, "freed_bytes": freed, "kept": len(items) - removed}
+    return {"removed": removed, "freed_bytes": freed, "kept": len(items) - removed, "temporaries": temporaries}
 
 
 def warm(universe: Any = "KOSPI", count: int = 600, base_dt: Any = None, progress: bool = True,
