@@ -263,8 +263,10 @@ def test_overheat_filter():
 
 
 def test_persistence_counts_and_scores():
-    # A steady rise; the expected count comes from pandas' own ewm, not from finder.
-    closes = [10_000 * 1.003 ** i for i in range(80)]
+    # A steady rise that speeds up at the end (so the close runs above its TEMA);
+    # the expected count comes from pandas' own ewm, not from finder.
+    closes = [10_000 * 1.003 ** i for i in range(75)]
+    closes += [closes[-1] * 1.02 ** k for k in range(1, 6)]
     b = make_bars({"A": closes})
     t = pd.Series(closes).ewm(span=20, adjust=False).mean()
     t2 = t.ewm(span=20, adjust=False).mean()
@@ -272,7 +274,9 @@ def test_persistence_counts_and_scores():
     tema20 = 3 * t - 3 * t2 + t3
     d1 = pd.Series(closes).ewm(span=10, adjust=False).mean()
     dema10 = 2 * d1 - d1.ewm(span=10, adjust=False).mean()
-    want = int(sum(tema20.iloc[-5:].to_numpy() > dema10.iloc[-5:].to_numpy()))
+    want = int(sum(pd.Series(closes).iloc[-5:].to_numpy() > tema20.iloc[-5:].to_numpy()))
+    old = int(sum(tema20.iloc[-5:].to_numpy() > dema10.iloc[-5:].to_numpy()))
+    assert momentum(persistence="tema_above_dema").evaluate(b).loc["A", "persistence"] == old
     s = momentum()
     t = s.evaluate(b)
     assert t.loc["A", "persistence"] == want

@@ -69,7 +69,7 @@ def reference(df: pd.DataFrame) -> dict:
     tema_slope = lsq_slope(t.iloc[-20:].to_numpy()) / t.iloc[-20:].mean()
     obv = (np.sign(c.diff()).fillna(0) * v).cumsum()
     obv_slope = lsq_slope(obv.iloc[-20:].to_numpy())
-    above = int((t.iloc[-5:] > d.iloc[-5:]).sum())
+    above = int((c.iloc[-5:] > t.iloc[-5:]).sum())  # close above TEMA20 on the last 5 bars
     filters = {
         "liquidity": turnover >= 1e9,
         "price": c.iloc[-1] >= 2000,

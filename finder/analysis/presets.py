@@ -76,7 +76,7 @@ def momentum(
     slope_window: int = 20,
     tema_slope_min: float = 0.0,
     obv_slope_min: float = 0.0,
-    persistence: str = "tema_above_dema",
+    persistence: str = "close_above_tema",
     persistence_days: int = 5,
     persistence_min: int = 3,
     weights: Mapping[str, float] | None = None,
@@ -139,10 +139,11 @@ def momentum(
         level is arbitrary, so it is not used to normalise).
     ``persistence`` [2]
         on at least ``persistence_min`` (3) of the last ``persistence_days``
-        (5) bars, today included: TEMA > DEMA (``persistence=
-        'tema_above_dema'``, the old ABOVE_CNT5) or close > TEMA
-        (``'close_above_tema'``).  Value: that count.  (The old system never
-        counted this signal because of a key mismatch; here it counts.)
+        (5) bars, today included: close > TEMA20, the preset's moving average
+        (``persistence='close_above_tema'``, the default, as the scan spec
+        states it), or TEMA > DEMA (``'tema_above_dema'``, the old system's
+        ABOVE_CNT5).  Value: that count.  (The old system never counted this
+        signal because of a key mismatch; here it counts.)
 
     A stock **matches** when it passes every filter and at least
     ``min_signals`` (3; the old system used 2 in a bull market and 4 in a
