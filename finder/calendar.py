@@ -155,6 +155,16 @@ def parse_date(value: Any, name: str = "date") -> pd.Timestamp:
     return ts.normalize()
 
 
+def _shown(value: Any) -> str:
+    """A date as the user would recognise it in a message: '1980-01-01', not Timestamp('1980-01-01 00:00:00')."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return repr(str(parse_date(value).date()))
+    except InvalidInputError:
+        return repr(value)
+
+
 def _d(value: Any) -> np.datetime64:
     return np.datetime64(parse_date(value).date(), "D")
 
@@ -179,7 +189,7 @@ def session_on_or_before(date: Any) -> pd.Timestamp:
     s = _sessions()
     i = np.searchsorted(s, _d(date), "right") - 1
     if i < 0:
-        raise InvalidInputError(f"{date!r} is before the first KRX session finder knows ({_CAL_START})")
+        raise InvalidInputError(f"date {_shown(date)} is before the first KRX session finder knows ({_CAL_START})")
     return pd.Timestamp(s[i])
 
 
@@ -188,7 +198,7 @@ def previous_session(date: Any) -> pd.Timestamp:
     s = _sessions()
     i = np.searchsorted(s, _d(date), "left") - 1
     if i < 0:
-        raise InvalidInputError(f"no KRX session before {date!r}")
+        raise InvalidInputError(f"no KRX session before {_shown(date)}")
     return pd.Timestamp(s[i])
 
 
@@ -197,7 +207,7 @@ def next_session(date: Any) -> pd.Timestamp:
     s = _sessions()
     i = np.searchsorted(s, _d(date), "right")
     if i >= len(s):
-        raise InvalidInputError(f"no KRX session known after {date!r}")
+        raise InvalidInputError(f"no KRX session known after {_shown(date)}")
     return pd.Timestamp(s[i])
 
 
