@@ -390,3 +390,14 @@ def test_editing_other_modules_keeps_the_cache(sim, sim_market, cache_dir, tmp_p
     sim.reset_stats()
     assert run_python(_EDIT, env)["file"].startswith(str(copy))
     assert ka10081(sim) == 0
+
+
+def test_changing_a_returned_frame_never_changes_the_cache(sim, sim_market, cache_dir):
+    code = full_history_codes(sim_market, "2024-01-01", SIM_NOW[:10], 1)[0]
+    with client(sim, cache_dir) as api:
+        first = api.get_ohlcv(code, 50, D)
+        keep = first.copy()
+        first.loc[first.index[-1], "close"] = -1.0
+        first["volume"] = 0
+        again = api.get_ohlcv(code, 50, D)
+    assert again.equals(keep)

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 PRICE_COLS = ("open", "high", "low", "close")
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or bool(getattr(pd.options.mode, "copy_on_write", False))
 
 
 @dataclass
@@ -213,7 +214,9 @@ class History:
         if not rebuild and self.frames:
             hi = self.rows_on_or_before(end)
             full = self.frames["adj"] if adjusted else self._raw_frame()
-            return full.iloc[max(0, hi - count):hi]
+            part = full.iloc[max(0, hi - count):hi]
+            # With copy-on-write (pandas 3) a slice is safe to hand out; without it, copy.
+            return part if _COPY_ON_WRITE else part.copy()
         dates, prices, volume, value = self.arrays(end, count, adjusted, as_of)
         return bars_frame(dates, prices, volume, value)
 
