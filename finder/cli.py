@@ -7,8 +7,10 @@
     finder sim serve --port 8000 [--data CSV]
     finder demo
 
-Bad arguments print one line and exit with status 2, never a traceback;
-failures talking to Kiwoom print one line and exit with status 1.
+Bad arguments print one line and exit with status 2, never a traceback (a
+stock code Kiwoom does not know is a bad argument too); failures talking to
+Kiwoom, and files or ports the system refuses, print one line and exit with
+status 1.
 """
 
 from __future__ import annotations
@@ -19,12 +21,22 @@ import logging
 import sys
 from typing import Sequence
 
-from ._exceptions import FinderError, InvalidInputError
+from ._exceptions import FinderError, InvalidInputError, StockNotFoundError
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
         self.exit(2, f"finder: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    if not 0 <= port <= 65535:  # else the socket layer raises OverflowError: a traceback
+        raise argparse.ArgumentTypeError(f"port {port} is out of range; use 0 to 65535")
+    return port
 
 
 def _fmt_bytes(n: int) -> str:
@@ -173,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", help="the Kiwoom simulator")
     simsub = sim.add_subparsers(dest="action", required=True, parser_class=_Parser)
     ss = simsub.add_parser("serve", help="serve the Kiwoom protocol on 127.0.0.1")
-    ss.add_argument("--port", type=int, default=8000)
+    ss.add_argument("--port", type=_port, default=8000)
     ss.add_argument("--host", default="127.0.0.1")
     ss.add_argument("--data", default=None, help="replay a CSV in the krx_daily_sample format")
     ss.add_argument("--rate", type=float, default=5.0, help="requests/s per (app key, api-id)")
@@ -193,9 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except InvalidInputError as exc:
+    except (InvalidInputError, StockNotFoundError) as exc:  # the code (or date) asked for names no bars
         print(f"finder: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. --out in a missing folder, a port in use: one line, not a traceback
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"finder: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except FinderError as exc:
         print(f"finder: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
