@@ -143,6 +143,8 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
     when = _validate.base_dt(base_dt)
     fields, single = _fields(field)
     adjusted = _validate.boolean(adjusted, "adjusted")
+    if progress is not None:  # a wrong type was taken as "show the bar"
+        progress = _validate.boolean(progress, "progress")
     store = Store.for_client(client)
     session, live = resolve(when)
 
