@@ -158,8 +158,9 @@ def run_demo(out_dir: str | os.PathLike = "reports", *, start: Any = None, end: 
         pm.execute_notebook(str(nb_in), str(nb_out), parameters=params, kernel_name=kernel_name,
                             cwd=str(nb_in.parent), progress_bar=False, log_output=False,
                             execution_timeout=timeout,
-                            # the kernel's own start-up chatter (e.g. its TCP notice) is not the report's
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                            # the kernel's own chatter (its TCP notice at start, "KeyboardInterrupt caught" at
+                            # shutdown) is not the report's; cell errors still surface through papermill
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except pm.PapermillExecutionError as exc:
         raise FinderError(f"the demo notebook failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
                           f"(the executed notebook is {nb_out})") from None
