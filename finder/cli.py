@@ -116,11 +116,19 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
     result = scan(args.date, universe=args.universe, conditions=args.preset, top=args.top)
     attrs = result.attrs
-    if attrs.get("requested_date") is not None and str(attrs.get("session")) != str(attrs.get("requested_date")):
-        print(f"note: {args.date} is not a session; scanned {attrs.get('session')}")
-    cols = [c for c in ("code", "name", "market", "close", "change_pct", "value", "score") if c in result.columns]
-    with _wide_pandas():
-        print(result[cols].to_string(index=False) if len(result) else "no stock matched")
+    if attrs.get("session_note"):
+        print(f"note: {attrs['session_note']}")
+    session = attrs.get("session")
+    print(f"{len(result)} match(es) on {getattr(session, 'date', lambda: session)()} "
+          f"({args.preset}, {args.universe})")
+    cols = [c for c in ("code", "name", "market", "close", "change_pct", "value", "score", "signals")
+            if c in result.columns]
+    formatters = {"close": "{:,.0f}".format, "value": lambda v: f"{v / 1e8:,.1f}억",
+                  "change_pct": "{:+.2f}%".format, "score": "{:g}".format}
+    if len(result):
+        print(result[cols].to_string(index=False, formatters={k: f for k, f in formatters.items() if k in cols}))
+    else:
+        print("no stock matched")
     if args.out:
         result.to_csv(args.out, index=False)
         print(f"wrote {len(result)} rows to {args.out}")
