@@ -53,8 +53,15 @@ def base_dt(value: Any, name: str = "base_dt") -> pd.Timestamp | None:
     """None (meaning "latest"), or a past-or-today date."""
     if value is None:
         return None
-    ts = calendar.parse_date(value, name)
-    return not_future(ts, name, value)
+    ts = not_future(calendar.parse_date(value, name), name, value)
+    try:
+        calendar.session_on_or_before(ts)
+    except InvalidInputError:
+        # Refused here, before anything (a cache folder included) is touched, not deep in the cache.
+        raise InvalidInputError(f"{name}={value!r} is before the first KRX session finder knows "
+                                f"({calendar.next_session(calendar.EARLIEST).date()})"
+                                ) from None
+    return ts
 
 
 def boolean(value: Any, name: str) -> bool:
