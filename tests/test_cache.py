@@ -401,3 +401,52 @@ def test_changing_a_returned_frame_never_changes_the_cache(sim, sim_market, cach
         first["volume"] = 0
         again = api.get_ohlcv(code, 50, D)
     assert again.equals(keep)
+
+
+def test_warm_resumes_where_it_stopped_and_the_cli_reports_it(sim, sim_market, cache_dir, monkeypatch, capsys):
+    from finder import cli, data
+
+    codes = full_history_codes(sim_market, "2024-01-01", SIM_NOW[:10], 12)
+    with client(sim, cache_dir) as api:
+        data.set_default_client(api)
+        try:
+            # An interrupted warm-up got through the first 5 stocks...
+            assert cli.main(["cache", "warm", "--codes", ",".join(codes[:5]), "--count", "300", "--quiet"]) == 0
+            sim.reset_stats()
+            # ...the rerun fetches only the other 7.
+            assert cli.main(["cache", "warm", "--codes", ",".join(codes), "--count", "300", "--quiet"]) == 0
+            out = capsys.readouterr().out.strip().splitlines()[-1]
+            assert out.startswith("warm: 7 fetched, 5 already cached, 0 failed of 12")
+            assert ka10081(sim) == 2 * 7
+            sim.reset_stats()
+            for c in codes:
+                assert len(api.get_ohlcv(c, 300, D)) == 300
+            assert ka10081(sim) == 0
+            assert cli.main(["cache", "info"]) == 0
+            assert str(cache_dir) in capsys.readouterr().out
+        finally:
+            data.set_default_client(None)
+
+
+def test_prune_trims_and_nothing_wrong_is_served_afterwards(sim, sim_market, cache_dir):
+    import finder.cache as fcache
+    from finder.cache._store import Store
+
+    codes = full_history_codes(sim_market, "2024-01-01", SIM_NOW[:10], 8)
+    with client(sim, cache_dir) as api:
+        want = {c: api.get_ohlcv(c, 200, D) for c in codes}
+        before = fcache.info(cache_dir)["bytes"]
+        out = fcache.prune(max_bytes=before // 3, root=cache_dir)
+        after = fcache.info(cache_dir)["bytes"]
+        assert out["removed"] > 0 and after <= before // 3 + 64 * 1024
+        Store.for_client(api)._lru.clear()
+        for c in codes:
+            assert api.get_ohlcv(c, 200, D).equals(want[c])
+        assert fcache.prune(older_than="0s", root=cache_dir)["kept"] == 0
+        Store.for_client(api)._lru.clear()
+        assert api.get_ohlcv(codes[0], 200, D).equals(want[codes[0]])
+    import pytest as _pytest
+    from finder._exceptions import InvalidInputError
+
+    with _pytest.raises(InvalidInputError):
+        fcache.prune(max_bytes="lots", root=cache_dir)
