@@ -93,6 +93,8 @@ def clear(code: str | None = None, root: str | os.PathLike | None = None) -> int
     Tokens and pacing state are kept: they are not data.
     """
     path = _root(root)
+    if code is not None:
+        code = _validate.code(code)  # before the Store, which creates the cache folder
     store = Store.for_root(path)
     if code is None:
         n = sum(1 for _ in _entries(path))
