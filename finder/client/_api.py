@@ -467,7 +467,8 @@ def parse_markets(market: Any) -> list[str]:
     for p in parts:
         name = p.upper()
         if name not in MARKET_CODES:
-            raise InvalidInputError(f"unknown market {p!r}; use one of {sorted(MARKET_CODES)}")
+            shown = f" in market={market!r}" if p != market else ""  # 'KOSPI+' names '' alone: say where
+            raise InvalidInputError(f"unknown market {p!r}{shown}; use one of {sorted(MARKET_CODES)}")
         if name not in out:
             out.append(name)
     if not out:
