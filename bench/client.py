@@ -32,11 +32,15 @@ codes = os.environ["B_CODES"].split(",")
 deadline = time.time() + float(os.environ["B_SECONDS"])
 walks = rows = 0
 i = 0
+first = last = None
 while time.time() < deadline:
+    t = time.time()
     rows += len(api.get_ohlcv(codes[i % len(codes)], 1800, "2025-10-01"))   # 3 pages a walk
+    first = first or t
+    last = time.time()
     walks += 1
     i += 1
-print(json.dumps({"walks": walks, "rows": rows}))
+print(json.dumps({"walks": walks, "rows": rows, "first": first, "last": last}))
 """
 
 
@@ -56,7 +60,9 @@ def run(sim, n_proc: int, client_rate: float, seconds: float, codes: list[str]) 
     st = sim.stats()
     req = st["requests"].get("ka10081", 0)
     walks = sum(o["walks"] for o in outs)
-    return {"processes": n_proc, "requests": req, "wall": wall, "rate": req / wall,
+    # The sustained rate over the window in which requests were flowing (process start-up excluded).
+    window = max(o["last"] for o in outs if o["last"]) - min(o["first"] for o in outs if o["first"])
+    return {"processes": n_proc, "requests": req, "wall": window, "rate": req / window,
             "rejected": st["total_rate_limited"], "walks": walks, "pages_per_walk": req / max(walks, 1),
             "token_issues": st["token_issues"]}
 
@@ -75,12 +81,12 @@ def main() -> None:
     with Simulator(market=market, rate=args.server_rate, burst=2, now="2025-11-28T20:30:00+09:00") as sim:
         print(f"server limit {args.server_rate}/s (burst 2) per (app key, api-id); client pacing {args.client_rate}/s; "
               f"{args.seconds:.0f}s per run (plus process start-up)")
-        print(f"{'processes':>9}{'requests':>10}{'wall s':>8}{'req/s':>8}{'429s':>6}{'pages/walk':>12}{'tokens':>8}")
+        print(f"{'processes':>9}{'requests':>10}{'window s':>9}{'req/s':>8}{'429s':>6}{'pages/walk':>12}{'tokens':>8}")
         for n in (1, 4):
             r = run(sim, n, args.client_rate, args.seconds, codes)
-            print(f"{r['processes']:>9}{r['requests']:>10}{r['wall']:>8.1f}{r['rate']:>8.2f}{r['rejected']:>6}"
+            print(f"{r['processes']:>9}{r['requests']:>10}{r['wall']:>9.1f}{r['rate']:>8.2f}{r['rejected']:>6}"
                   f"{r['pages_per_walk']:>12.2f}{r['token_issues']:>8}")
-        print("(req/s includes process start-up in the wall time, so it reads a little under the pacing rate)")
+        print("(window: from the first request to the last answer, all processes together)")
 
 
 if __name__ == "__main__":
