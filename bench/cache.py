@@ -76,12 +76,23 @@ def _client(url: str, cache: str):
     return KiwoomAPI(APP_KEY, SECRET_KEY, url, cache_dir=cache, rate=CLIENT_RATE)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (VmHWM: unlike ru_maxrss, not inherited from the parent)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child_load(spec: dict) -> dict:
     """Time one warm load of every code in a fresh process, then ``repeat`` same-process loads."""
     mode, codes, rows, date, repeat = spec["mode"], spec["codes"], spec["rows"], spec["date"], spec["repeat"]
-    import resource
-
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss0 = peak_rss_mb()
     t0 = time.perf_counter()
     import pandas as pd
 
@@ -118,18 +129,18 @@ def child_load(spec: dict) -> dict:
         t = time.perf_counter()
         finder.get_ohlcv(codes[0], rows, date)
         first_call = time.perf_counter() - t
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss1 = peak_rss_mb()
     t = time.perf_counter()
     n = load()
     fresh = time.perf_counter() - t
-    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss1) / 1024  # MB the load added (peak RSS)
+    grown = peak_rss_mb() - rss1  # MB the load added to the peak
     same = []
     for _ in range(repeat):
         t = time.perf_counter()
         load()
         same.append(time.perf_counter() - t)
     return {"mode": mode, "setup": setup, "first_call": first_call, "fresh": fresh, "same": statistics.median(same),
-            "values": n, "rss_mb": grown, "rss_start_mb": (rss1 - rss0) / 1024}
+            "values": n, "rss_mb": grown, "rss_start_mb": rss1 - rss0}
 
 
 def child_w(spec: dict) -> dict:
