@@ -54,7 +54,13 @@ _LOGGERS = ("finder", "httpx", "httpcore", "httpcore.connection", "httpcore.http
 
 
 def _install_filter() -> None:
-    for name in _LOGGERS:
+    # A logger's filters see only the records logged on that very logger, not those its
+    # children pass up ("finder.client" records never met the filter on "finder"), so every
+    # logger of these families that exists gets it.  This runs on each register(), i.e. at
+    # each client and each token; a finder logger first created later is covered at the next.
+    names = set(_LOGGERS)
+    names.update(n for n in list(logging.root.manager.loggerDict) if n.split(".")[0] in ("finder", "httpx", "httpcore"))
+    for name in names:
         lg = logging.getLogger(name)
         if _FILTER not in lg.filters:
             lg.addFilter(_FILTER)
