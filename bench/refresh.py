@@ -111,7 +111,7 @@ def main() -> None:
             # Same bars both ways?
             mismatched = 0
             with api(work / "quotes") as qa, api(work / "per_stock") as pa:
-                Store.for_client(qa)._lru.clear()
+                Store.for_client(qa).forget()
                 for c in codes:
                     if not qa.get_ohlcv(c, 220).equals(pa.get_ohlcv(c, 220)):
                         mismatched += 1

@@ -109,7 +109,35 @@ def _cal() -> Any:
 
 @functools.lru_cache(maxsize=4)
 def _sessions_array(end_year: int) -> np.ndarray:
-    return _calendar(end_year).sessions.values.astype("datetime64[D]")
+    # Building XKRX takes about two seconds, paid by every new process (each notebook kernel,
+    # each joblib worker). The session list is kept next to the cache, keyed by the
+    # exchange_calendars version, so that cost is paid once per machine.
+    from importlib.metadata import version
+
+    from ._paths import ensure_private_dir, state_dir
+
+    try:
+        name = f"XKRX-{_CAL_START}-{end_year}-{version('exchange_calendars')}.npy"
+        path = state_dir() / "calendar" / name
+    except Exception:
+        path = None
+    if path is not None and path.is_file():
+        try:
+            cached = np.load(path, allow_pickle=False)
+            if cached.dtype == np.dtype("datetime64[D]") and len(cached) > 1000:
+                return cached
+        except (OSError, ValueError):
+            pass  # unreadable or odd: rebuild below
+    sessions = _calendar(end_year).sessions.values.astype("datetime64[D]")
+    if path is not None:
+        try:
+            ensure_private_dir(path.parent)
+            tmp = path.with_name(f".{path.stem}-{os.getpid()}.npy")
+            np.save(tmp, sessions, allow_pickle=False)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only cache folder only costs the rebuild next time
+    return sessions
 
 
 def _sessions() -> np.ndarray:
@@ -118,6 +146,21 @@ def _sessions() -> np.ndarray:
 
 _COMPACT = re.compile(r"^\d{8}$")
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str) -> pd.Timestamp | None:
+    # Strings repeat constantly (a backtest asks for the same dates per stock): parse each once.
+    if _COMPACT.match(text):
+        fmt = "%Y%m%d"
+    elif _ISO.match(text):
+        fmt = "%Y-%m-%d"
+    else:
+        return None
+    try:
+        return pd.Timestamp(_dt.datetime.strptime(text, fmt))
+    except ValueError:
+        return pd.NaT
 
 
 def parse_date(value: Any, name: str = "date") -> pd.Timestamp:
@@ -135,17 +178,11 @@ def parse_date(value: Any, name: str = "date") -> pd.Timestamp:
     elif isinstance(value, np.datetime64):
         ts = pd.Timestamp(value)
     elif isinstance(value, str):
-        text = value.strip()
-        if _COMPACT.match(text):
-            fmt = "%Y%m%d"
-        elif _ISO.match(text):
-            fmt = "%Y-%m-%d"
-        else:
+        ts = _parse_text(value.strip())
+        if ts is None:
             raise InvalidInputError(f"{name}={value!r} is not a date; use 'YYYYMMDD' or 'YYYY-MM-DD'")
-        try:
-            ts = pd.Timestamp(_dt.datetime.strptime(text, fmt))
-        except ValueError as exc:
-            raise InvalidInputError(f"{name}={value!r} is not a valid calendar date") from exc
+        if ts is pd.NaT:
+            raise InvalidInputError(f"{name}={value!r} is not a valid calendar date")
     else:
         raise InvalidInputError(f"{name}={value!r} ({type(value).__name__}) is not a date; use 'YYYYMMDD', 'YYYY-MM-DD', datetime.date or pandas.Timestamp")
     if pd.isna(ts):

@@ -313,14 +313,14 @@ def test_corrupted_entries_are_refetched_with_a_warning(sim, sim_market, cache_d
         for p in outputs:
             data = p.read_bytes()
             p.write_bytes(data[: len(data) // 3])       # truncated pickles everywhere
-        Store.for_client(api)._lru.clear()
+        Store.for_client(api).forget()
         sim.reset_stats()
         with pytest.warns(RuntimeWarning, match="damaged"):
             got = {c: api.get_ohlcv(c, 100, D) for c in codes}
         for c in codes:
             assert got[c].equals(want[c])
         assert ka10081(sim) > 0   # refetched...
-        Store.for_client(api)._lru.clear()
+        Store.for_client(api).forget()
         sim.reset_stats()
         assert all(api.get_ohlcv(c, 100, D).equals(want[c]) for c in codes)
         assert ka10081(sim) == 0  # ...and the cache is whole again
@@ -439,11 +439,11 @@ def test_prune_trims_and_nothing_wrong_is_served_afterwards(sim, sim_market, cac
         out = fcache.prune(max_bytes=before // 3, root=cache_dir)
         after = fcache.info(cache_dir)["bytes"]
         assert out["removed"] > 0 and after <= before // 3 + 64 * 1024
-        Store.for_client(api)._lru.clear()
+        Store.for_client(api).forget()
         for c in codes:
             assert api.get_ohlcv(c, 200, D).equals(want[c])
         assert fcache.prune(older_than="0s", root=cache_dir)["kept"] == 0
-        Store.for_client(api)._lru.clear()
+        Store.for_client(api).forget()
         assert api.get_ohlcv(codes[0], 200, D).equals(want[codes[0]])
     import pytest as _pytest
     from finder._exceptions import InvalidInputError

@@ -100,8 +100,7 @@ def clear(code: str | None = None, root: str | os.PathLike | None = None) -> int
         n = sum(1 for _ in _entries(path))
         shutil.rmtree(path / "joblib", ignore_errors=True)
         shutil.rmtree(path / "finder" / "index", ignore_errors=True)
-        with store._lru_lock:
-            store._lru.clear()
+        store.forget()
         return n
     code = _validate.code(code)
     n = 0
@@ -133,9 +132,7 @@ def clear(code: str | None = None, root: str | os.PathLike | None = None) -> int
 
             warnings.warn(f"clear({code!r}) also removed {unknown} cache entries whose metadata.json was missing "
                           "or damaged", RuntimeWarning, stacklevel=2)
-        with store._lru_lock:
-            for key in [k for k in store._lru if k[0] == code]:
-                del store._lru[key]
+        store.forget(code)
     return n
 
 
@@ -252,9 +249,7 @@ def prune(max_bytes: Any = None, older_than: Any = None, root: str | os.PathLike
             drop(entry, size)
             total -= size
     temporaries = _drop_stale_temporaries(path, now)
-    store = Store.for_root(path)
-    with store._lru_lock:
-        store._lru.clear()
+    Store.for_root(path).forget()
     return {"removed": removed, "freed_bytes": freed, "kept": len(items) - removed, "temporaries": temporaries}
 
 

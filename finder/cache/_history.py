@@ -130,25 +130,20 @@ class History:
     adj_volume: np.ndarray          # int64
     value: np.ndarray               # int64
     events: Events
-    frames: dict = field(default_factory=dict)  # ready DataFrames: "adj" (as of anchor) and "raw"
-
-    def __post_init__(self) -> None:
-        # The adjusted frame is built once when the history is assembled and stored with it,
-        # so a cache hit returns a slice of a ready frame instead of constructing one
-        # (pandas' copy-on-write keeps callers from mutating the cached frame).
-        if "adj" not in self.frames and len(self.dates):
-            self.frames["adj"] = bars_frame(self.dates, self.adj, self.adj_volume, self.value)
+    frames: dict = field(default_factory=dict)  # DataFrames built on first use, in memory only
 
     def __getstate__(self) -> dict:
+        # Only arrays go to disk: they unpickle in a few microseconds, and get_panel never
+        # needs a frame. get_ohlcv builds the frame on first use and keeps it with the history.
         state = dict(self.__dict__)
-        state["frames"] = {"adj": self.frames["adj"]} if "adj" in self.frames else {}
+        state["frames"] = {}
         return state
 
-    def _raw_frame(self) -> pd.DataFrame:
-        # Raw frames are asked for rarely: built on first use, kept in memory only.
-        if "raw" not in self.frames:
-            self.frames["raw"] = bars_frame(self.dates, self.raw, self.raw_volume, self.value)
-        return self.frames["raw"]
+    def _frame(self, kind: str) -> pd.DataFrame:
+        if kind not in self.frames:
+            prices, volume = (self.adj, self.adj_volume) if kind == "adj" else (self.raw, self.raw_volume)
+            self.frames[kind] = bars_frame(self.dates, prices, volume, self.value)
+        return self.frames[kind]
 
     # -- compact storage: one bytes blob, so a cache hit is one C-speed unpickle --
     def to_bytes(self) -> bytes:
@@ -211,9 +206,9 @@ class History:
         as_of = end if as_of is None else as_of
         ev = self.events
         rebuild = adjusted and bool(((ev.ex > as_of) & (ev.ex <= self.anchor)).any())
-        if not rebuild and self.frames:
+        if not rebuild and len(self.dates):
             hi = self.rows_on_or_before(end)
-            full = self.frames["adj"] if adjusted else self._raw_frame()
+            full = self._frame("adj" if adjusted else "raw")
             part = full.iloc[max(0, hi - count):hi]
             # With copy-on-write (pandas 3) a slice is safe to hand out; without it, copy.
             return part if _COPY_ON_WRITE else part.copy()
@@ -224,10 +219,13 @@ class History:
 def bars_frame(dates: np.ndarray, prices: np.ndarray, volume: np.ndarray, value: np.ndarray) -> pd.DataFrame:
     """The public frame shape: ``date`` index, float OHLC, int64 volume and value."""
     index = pd.DatetimeIndex(dates.astype("datetime64[ns]"), name="date")
+    # Columns are fresh arrays (the column slices of prices are copied once here), so the
+    # frame never shares memory with the history's arrays.
     return pd.DataFrame(
-        {"open": prices[:, 0], "high": prices[:, 1], "low": prices[:, 2], "close": prices[:, 3],
-         "volume": np.asarray(volume, dtype="int64"), "value": np.asarray(value, dtype="int64")},
-        index=index, copy=True,
+        {"open": prices[:, 0].copy(), "high": prices[:, 1].copy(), "low": prices[:, 2].copy(),
+         "close": prices[:, 3].copy(), "volume": np.array(volume, dtype="int64"),
+         "value": np.array(value, dtype="int64")},
+        index=index, copy=False,
     )
 
 

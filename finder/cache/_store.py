@@ -38,6 +38,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import pickle
+import weakref
 import logging
 import os
 import threading
@@ -60,7 +62,9 @@ from ._history import History, Walk, adds_no_action
 log = logging.getLogger("finder.cache")
 
 LIVE_TTL_DEFAULT = 60.0
-_LRU_SIZE = 4096
+# Histories kept in memory per process. Bounded, so a pass over a whole market reuses
+# memory instead of growing by ~100 kB a stock; a backtest over a few hundred stocks fits.
+_LRU_SIZE = int(os.environ.get("FINDER_MEMORY_HISTORIES", "600"))
 
 
 def live_ttl() -> float:
@@ -75,6 +79,11 @@ def _live_is_fresh(metadata: dict) -> bool:
     # joblib passes the entry's metadata; its "time" is when the bar was fetched.
     fetched = metadata.get("time") if metadata else None
     return fetched is not None and time.time() - float(fetched) < live_ttl()
+
+
+def _sessions_after(start: np.datetime64, end: np.datetime64) -> int:
+    """Sessions in ``(start, end]``: how many rows lie after ``start`` up to ``end``."""
+    return max(calendar.sessions_between_count(pd.Timestamp(start), pd.Timestamp(end)) - 1, 0)
 
 
 def pages(rows: int) -> int:
@@ -136,6 +145,8 @@ class Store:
         self.stats = Stats()
         self._lru: OrderedDict = OrderedDict()
         self._lru_lock = threading.Lock()
+        # The newest history loaded per stock (weak: the LRU above decides what stays in memory).
+        self._latest: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         try:
             memory = joblib.Memory(location=str(self.root), verbose=0)
         except OSError:
@@ -268,6 +279,36 @@ class Store:
             raise CacheError(f"cache entry for {code} is not a walk")
         return value
 
+    def forget(self, code: str | None = None) -> None:
+        """Drop in-memory histories (all, or one stock's), e.g. after clearing or pruning."""
+        with self._lru_lock:
+            if code is None:
+                self._lru.clear()
+                self._latest.clear()
+            else:
+                for key in [k for k in self._lru if k[0] == code]:
+                    del self._lru[key]
+                self._latest.pop(code, None)
+
+    def _read_blob(self, call_id: tuple) -> bytes:
+        """The bytes joblib stored for a history entry.
+
+        joblib writes a bytes result as a plain pickle stream (its array wrappers only
+        appear for numpy arrays), so the C unpickler reads it several times faster than
+        joblib's pure-Python one; anything unexpected goes through joblib's own loader.
+        """
+        path = os.path.join(self.memory.store_backend.location, *call_id[0].split("/"), call_id[1], "output.pkl")
+        try:
+            with open(path, "rb") as fh:
+                blob = pickle.load(fh)
+        except FileNotFoundError:
+            raise KeyError(call_id) from None
+        except Exception:
+            blob = self.memory.store_backend.load_item(call_id, verbose=0)
+        if not isinstance(blob, bytes):
+            raise TypeError(f"unexpected {type(blob).__name__}")
+        return blob
+
     def quote_bar(self, client, code: str, session: str) -> Walk:
         value, _ = self._call(self._quote_bar, code, session, _memo.FORMAT_VERSION, client=client)
         if not isinstance(value, Walk):
@@ -288,9 +329,7 @@ class Store:
             # to that call, which checks, recomputes and warns.
             call_id = (self._history.func_id, entry)
             try:
-                blob = self.memory.store_backend.load_item(call_id, verbose=0)
-                if not isinstance(blob, bytes):
-                    raise TypeError(f"unexpected {type(blob).__name__}")
+                blob = self._read_blob(call_id)
             except KeyError:
                 blob = None  # pruned or cleared: an ordinary miss
             except Exception as exc:
@@ -309,6 +348,7 @@ class Store:
             hist = History.from_bytes(blob)
         with self._lru_lock:
             self._lru[key] = hist
+            self._latest[code] = hist
             if len(self._lru) > _LRU_SIZE:
                 self._lru.popitem(last=False)
         return hist
@@ -342,7 +382,11 @@ class Store:
     def ensure(self, client, code: str, end: np.datetime64, count: int) -> History:
         """A history covering the last ``count`` bars on or before the final session ``end``."""
         self.check_safe()
-        hist = self.cached_history(client, code)
+        # A history in memory that covers the request answers it exactly as a newer one would:
+        # final bars never change, and adjusting as of ``end`` only uses actions up to ``end``.
+        hist = self._latest.get(code)
+        if hist is None or not hist.covers(end, count):
+            hist = self.cached_history(client, code)
         if hist is not None and hist.covers(end, count):
             self.stats.add(True)
             return hist
@@ -394,12 +438,12 @@ class Store:
         target = max(end, newest)
         fmt = lambda d: str(np.datetime64(d, "D"))  # noqa: E731
         if hist is None or spec is None:
-            depth = pages(count + calendar.sessions_between_count(pd.Timestamp(end), pd.Timestamp(target)))
+            depth = pages(count + _sessions_after(end, target))
             return (("raw", fmt(target), depth), ("adj", fmt(target), depth))
         base_depth = int(spec[0][2])
         if end > hist.anchor:
             last = hist.last_row if hist.last_row is not None else hist.anchor
-            k = max(calendar.sessions_between_count(pd.Timestamp(last), pd.Timestamp(target)), 1)
+            k = max(_sessions_after(last, target), 1)  # new sessions; the walk adds our last row to compare
             fwd = self.walk(client, code, True, fmt(target), k + 1)
             fwd_entry = ("adj", fmt(target), k + 1)
             if adds_no_action(hist, fwd):
@@ -410,11 +454,11 @@ class Store:
             else:
                 log.info("%s: a corporate action after %s; refetching its adjusted history", code, hist.anchor)
                 return self._after_action(client, code, hist, spec, fwd, fwd_entry, target, k)
-            depth = pages(max(base_depth + k, count + calendar.sessions_between_count(pd.Timestamp(end), pd.Timestamp(target))))
+            depth = pages(max(base_depth + k, count + _sessions_after(end, target)))
             return (("raw", fmt(target), depth), ("adj", fmt(target), depth))
         # Older rows needed: a deeper pair at the newest anchor we already trust.
         anchor = hist.anchor
-        need = count + calendar.sessions_between_count(pd.Timestamp(end), pd.Timestamp(anchor))
+        need = count + _sessions_after(end, anchor)
         depth = pages(max(need, base_depth + DAILY_PAGE_SIZE))
         return (("raw", fmt(anchor), depth), ("adj", fmt(anchor), depth))
 
