@@ -39,13 +39,18 @@ log = logging.getLogger("finder.cache")
 MIN_BATCH = 2  # below this a plain ka10081 walk costs the same
 
 
-def _behind(store: Store, codes: Iterable[str], session: pd.Timestamp) -> tuple[list[str], list[str], int]:
+def _behind(store: Store, codes: Iterable[str], session: pd.Timestamp,
+            pointers=None) -> tuple[list[str], list[str], int]:
     """Split cached codes into (one session behind, further behind); count those already current."""
     day = np.datetime64(session.date(), "D")
     prev = np.datetime64(calendar.previous_session(session).date(), "D")
     one, more, current = [], [], 0
     for code in codes:
-        ptr = store.read_pointer(code)
+        hist = store._latest.get(code)
+        if hist is not None and hist.anchor >= day:
+            current += 1
+            continue
+        ptr = pointers.get(code) if pointers is not None else store.read_pointer(code)
         if ptr is None:
             continue
         anchor = np.datetime64(ptr["anchor"], "D")
@@ -112,21 +117,23 @@ def refresh(client, codes: Iterable[str] | None = None, progress: bool = False) 
     return out
 
 
-def refresh_if_behind(client, codes: list[str], session: pd.Timestamp) -> None:
+def refresh_if_behind(client, codes: list[str], session: pd.Timestamp, pointers=None) -> list[str]:
     """Before serving many stocks at the newest session, extend the ones a session behind from quotes.
 
     Called by ``get_panel`` (and so by ``scan``); quietly does nothing when
-    there is nothing to gain.
+    there is nothing to gain.  Returns the codes it looked at refreshing.
     """
     if session != calendar.latest_final_session():
-        return
+        return []
     store = Store.for_client(client)
-    one, _more, _ = _behind(store, codes, session)
+    one, _more, _ = _behind(store, codes, session, pointers)
     if len(one) >= MIN_BATCH:
         try:
             refresh(client, one)
         except KiwoomError as exc:  # the per-stock path still works; say why we fell back
             log.warning("batched refresh failed (%s); fetching stock by stock", exc)
+        return one
+    return []
 
 
 def prefetch_live(client, codes: list[str], session: pd.Timestamp) -> int:

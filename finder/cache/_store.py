@@ -366,8 +366,8 @@ class Store:
         return value.copy()
 
     # -- the planner ------------------------------------------------------------
-    def cached_history(self, client, code: str) -> History | None:
-        ptr = self.read_pointer(code)
+    def cached_history(self, client, code: str, pointer: dict | None = None) -> History | None:
+        ptr = pointer if pointer is not None else self.read_pointer(code)
         if ptr is None:
             return None
         spec = tuple(tuple(s) for s in ptr["spec"])
@@ -379,14 +379,17 @@ class Store:
             log.warning("%s: cached history could not be rebuilt (%s); fetching it afresh", code, exc)
             return None
 
-    def ensure(self, client, code: str, end: np.datetime64, count: int) -> History:
-        """A history covering the last ``count`` bars on or before the final session ``end``."""
+    def ensure(self, client, code: str, end: np.datetime64, count: int, pointer: dict | None = None) -> History:
+        """A history covering the last ``count`` bars on or before the final session ``end``.
+
+        ``pointer``: the stock's pointer when the caller just read it (saves a read).
+        """
         self.check_safe()
         # A history in memory that covers the request answers it exactly as a newer one would:
         # final bars never change, and adjusting as of ``end`` only uses actions up to ``end``.
         hist = self._latest.get(code)
         if hist is None or not hist.covers(end, count):
-            hist = self.cached_history(client, code)
+            hist = self.cached_history(client, code, pointer)
         if hist is not None and hist.covers(end, count):
             self.stats.add(True)
             return hist
