@@ -21,6 +21,12 @@ log = logging.getLogger("finder.cache")
 # Set while a memoized body runs in this thread, so the caller can tell a miss from a hit.
 computed = threading.local()
 
+# Bars fetched in batches (ka10095) wait here until their memoized entry is written: one
+# request serves 100 stocks, and each stock's bar is then stored under its own key.
+handoff: dict[tuple[str, str], Walk] = {}        # final quote bars, by (code, session)
+_live_handoff: dict[tuple[str, str], dict] = {}  # live bars, by (code, session)
+_handoff_lock = threading.Lock()
+
 
 def _mark() -> None:
     computed.flag = True
@@ -61,9 +67,6 @@ def history_blob(client, code: str, spec: tuple) -> bytes:
             walks.append(store.walk(client, code, kind == "adj", base_dt, depth))
     raw, adj, extensions = walks[0], walks[1], walks[2:]
     return build(code, raw, adj, extensions, priors).to_bytes()
-
-
-_live_handoff: dict[tuple[str, str], dict] = {}
 
 
 def live_from_quote(code: str, session: str, row, when: pd.Timestamp) -> None:
@@ -113,11 +116,6 @@ def stock_list(client, market: str, day: str) -> pd.DataFrame:
         raise APIError(f"ka10099 returned no stocks for {market}; nothing was cached")
     return frame
 
-
-# Quote bars fetched in batches (ka10095) wait here for their memoized entry to be written:
-# one request serves 100 stocks, and each stock's bar is then stored under its own key.
-handoff: dict[tuple[str, str], Walk] = {}
-_handoff_lock = threading.Lock()
 
 
 def offer_quote_bar(code: str, session: str, bar: Walk) -> None:
