@@ -330,8 +330,10 @@ class Store:
             call_id = (self._history.func_id, entry)
             try:
                 blob = self._read_blob(call_id)
-            except KeyError:
-                blob = None  # pruned or cleared: an ordinary miss
+            except (KeyError, FileNotFoundError):
+                # pruned or cleared (FileNotFoundError: by another process between joblib's
+                # existence check and its open): an ordinary miss, not damage
+                blob = None
             except Exception as exc:
                 blob = None
                 self.warn_once(f"damaged:{code}", f"damaged cache entry for {code} ({type(exc).__name__}); "
