@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 
 PRICE_COLS = ("open", "high", "low", "close")
-_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or bool(getattr(pd.options.mode, "copy_on_write", False))
 
 
 @dataclass
@@ -130,20 +129,19 @@ class History:
     adj_volume: np.ndarray          # int64
     value: np.ndarray               # int64
     events: Events
-    frames: dict = field(default_factory=dict)  # DataFrames built on first use, in memory only
+    frames: dict = field(default_factory=dict)  # in-memory helpers (the ns date index), never stored
 
     def __getstate__(self) -> dict:
         # Only arrays go to disk: they unpickle in a few microseconds, and get_panel never
-        # needs a frame. get_ohlcv builds the frame on first use and keeps it with the history.
+        # needs a frame; get_ohlcv builds one from the rows it returns.
         state = dict(self.__dict__)
         state["frames"] = {}
         return state
 
-    def _frame(self, kind: str) -> pd.DataFrame:
-        if kind not in self.frames:
-            prices, volume = (self.adj, self.adj_volume) if kind == "adj" else (self.raw, self.raw_volume)
-            self.frames[kind] = bars_frame(self.dates, prices, volume, self.value)
-        return self.frames[kind]
+    def _index(self, lo: int, hi: int) -> pd.DatetimeIndex:
+        if "index" not in self.frames:
+            self.frames["index"] = pd.DatetimeIndex(self.dates.astype("datetime64[ns]"), name="date")
+        return self.frames["index"][lo:hi]
 
     # -- compact storage: one bytes blob, so a cache hit is one C-speed unpickle --
     def to_bytes(self) -> bytes:
@@ -207,18 +205,21 @@ class History:
         ev = self.events
         rebuild = adjusted and bool(((ev.ex > as_of) & (ev.ex <= self.anchor)).any())
         if not rebuild and len(self.dates):
+            # Kiwoom's own numbers: build the frame straight from the rows asked for (cheaper
+            # than building the whole history's frame and slicing it).
             hi = self.rows_on_or_before(end)
-            full = self._frame("adj" if adjusted else "raw")
-            part = full.iloc[max(0, hi - count):hi]
-            # With copy-on-write (pandas 3) a slice is safe to hand out; without it, copy.
-            return part if _COPY_ON_WRITE else part.copy()
+            lo = max(0, hi - count)
+            prices, volume = (self.adj, self.adj_volume) if adjusted else (self.raw, self.raw_volume)
+            return bars_frame(None, prices[lo:hi], volume[lo:hi], self.value[lo:hi], index=self._index(lo, hi))
         dates, prices, volume, value = self.arrays(end, count, adjusted, as_of)
         return bars_frame(dates, prices, volume, value)
 
 
-def bars_frame(dates: np.ndarray, prices: np.ndarray, volume: np.ndarray, value: np.ndarray) -> pd.DataFrame:
+def bars_frame(dates: np.ndarray | None, prices: np.ndarray, volume: np.ndarray, value: np.ndarray,
+               index: pd.DatetimeIndex | None = None) -> pd.DataFrame:
     """The public frame shape: ``date`` index, float OHLC, int64 volume and value."""
-    index = pd.DatetimeIndex(dates.astype("datetime64[ns]"), name="date")
+    if index is None:
+        index = pd.DatetimeIndex(dates.astype("datetime64[ns]"), name="date")
     # Columns are fresh arrays (the column slices of prices are copied once here), so the
     # frame never shares memory with the history's arrays.
     return pd.DataFrame(

@@ -93,8 +93,14 @@ def get_ohlcv(client, code: str, count: int, when: pd.Timestamp | None, adjusted
         return client.fetch_ohlcv(code, count, when, adjusted)
     session, live = resolve(when)
     if not live:
-        # The common case: a slice of the history's ready frame.
         end = _d(session)
+        if adjusted:
+            store.check_safe()
+            frame = store.frame_fast(code, end, count)
+            if frame is not None:
+                return frame
+            with store._lru_lock:
+                store._frames.pop(code, None)  # stale or unusable: reload after the full path
         frame = store.ensure(client, code, end, count).frame(end, count, adjusted)
         if frame.empty:
             raise StockNotFoundError(f"no daily bars for {code} on or before {session.date()} "

@@ -145,6 +145,8 @@ class Store:
         self.stats = Stats()
         self._lru: OrderedDict = OrderedDict()
         self._lru_lock = threading.Lock()
+        # Whole adjusted frames per stock, for get_ohlcv hits (same bound as the histories).
+        self._frames: OrderedDict = OrderedDict()
         # The newest history loaded per stock (weak: the LRU above decides what stays in memory).
         self._latest: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         try:
@@ -158,6 +160,7 @@ class Store:
         self._live = memory.cache(_memo.live, ignore=["client"], cache_validation_callback=_live_is_fresh)
         self._stock_list = memory.cache(_memo.stock_list, ignore=["client"])
         self._quote_bar = memory.cache(_memo.quote_bar, ignore=["client"])
+        self._frame = memory.cache(_memo.frame, ignore=["client"])
         self._warned: set[str] = set()
 
     # -- safety -----------------------------------------------------------------
@@ -226,18 +229,29 @@ class Store:
             return None
         return data
 
-    def write_pointer(self, code: str, spec: tuple, history: History, entry: str | None) -> None:
+    def write_pointer(self, code: str, spec: tuple, history: History, entry: str | None, client=None) -> None:
+        frame_entry = None
+        if entry is not None and client is not None:
+            try:  # the ready adjusted frame that get_ohlcv hits slice (see frame_fast)
+                self._call(self._frame, code, spec, _memo.FORMAT_VERSION, client=client)
+                frame_entry = self._frame._get_args_id(code, spec, _memo.FORMAT_VERSION)
+            except Exception as exc:  # only a speed-up: without it hits take the array path
+                log.debug("%s: no frame entry (%s)", code, exc)
         data = {
             "version": _memo.FORMAT_VERSION,
             "code": code,
             "spec": [list(s) for s in spec],
             "entry": entry,  # joblib's id of the history entry, for a hash-free load
+            "frame": frame_entry,
+            "events": [str(e) for e in history.events.ex],
             "anchor": str(history.anchor),
             "first": str(history.first) if history.first is not None else None,
             "rows": int(len(history.dates)),
             "reached_start": history.reached_start,
         }
         write_private_file(self._pointer_path(code), json.dumps(data).encode())
+        with self._lru_lock:
+            self._frames.pop(code, None)  # the next hit loads the new frame
 
     def lock(self, code: str) -> FileLock:
         folder = ensure_private_dir(self.state / "locks")
@@ -279,16 +293,51 @@ class Store:
             raise CacheError(f"cache entry for {code} is not a walk")
         return value
 
+    def frame_fast(self, code: str, end: np.datetime64, count: int) -> pd.DataFrame | None:
+        """The hot path of an adjusted get_ohlcv hit: slice the stored frame, or None to take the full path.
+
+        Usable when the pointer's history covers ``end`` and no corporate action
+        lies after ``end`` (then Kiwoom's numbers as of the anchor are the
+        numbers as of ``end``).
+        """
+        entry = self._frames.get(code)
+        if entry is None:
+            ptr = self.read_pointer(code)
+            if not ptr or not ptr.get("frame"):
+                return None
+            try:
+                full = pickle.loads(self._read_blob((self._frame.func_id, ptr["frame"])))
+            except Exception:
+                return None  # missing or damaged: the full path rebuilds and warns
+            if not isinstance(full, pd.DataFrame):
+                return None
+            events = tuple(np.datetime64(e, "D") for e in ptr.get("events", []))
+            entry = (np.datetime64(ptr["anchor"], "D"), events, bool(ptr.get("reached_start")), full)
+            with self._lru_lock:
+                self._frames[code] = entry
+                if len(self._frames) > _LRU_SIZE:
+                    self._frames.popitem(last=False)
+        anchor, events, reached_start, full = entry
+        if end > anchor or any(end < e <= anchor for e in events):
+            return None
+        hi = int(full.index.searchsorted(pd.Timestamp(str(end)), side="right"))
+        if hi < count and not reached_start:
+            return None
+        self.stats.add(True)
+        return full.iloc[max(0, hi - count):hi]
+
     def forget(self, code: str | None = None) -> None:
         """Drop in-memory histories (all, or one stock's), e.g. after clearing or pruning."""
         with self._lru_lock:
             if code is None:
                 self._lru.clear()
                 self._latest.clear()
+                self._frames.clear()
             else:
                 for key in [k for k in self._lru if k[0] == code]:
                     del self._lru[key]
                 self._latest.pop(code, None)
+                self._frames.pop(code, None)
 
     def _read_blob(self, call_id: tuple) -> bytes:
         """The bytes joblib stored for a history entry.
@@ -413,7 +462,7 @@ class Store:
                 entry = None
             if self.writable:
                 try:
-                    self.write_pointer(code, spec, hist, entry)
+                    self.write_pointer(code, spec, hist, entry, client)
                 except OSError as exc:  # full or read-only disk, or a damaged index: the data is still right
                     self.cannot_write(f"the index entry of {code}", exc)
             return hist
@@ -538,7 +587,7 @@ class Store:
             except Exception:
                 entry_id = None
             if self.writable:
-                self.write_pointer(code, spec, new, entry_id)
+                self.write_pointer(code, spec, new, entry_id, client)
             return True
 
     def _covers_after(self, client, code: str, spec: tuple, end: np.datetime64, count: int) -> bool:
