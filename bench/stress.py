@@ -1,6 +1,6 @@
 """Stress: 8 processes on one cold cache folder, a mixed workload, real limits and light faults, for a bounded time.
 
-    python bench/stress.py [--seconds 60] [--procs 8] [--codes 30] [--server-rate 5] [--client-rate 4]
+    python bench/stress.py [--seconds 90] [--procs 8] [--codes 20] [--server-rate 5] [--client-rate 4]
                            [--faults light|none] [--seed 1] [--json out.json]
 
 Setup (all real: HTTP on 127.0.0.1, processes, one cache folder on disk):
@@ -10,9 +10,10 @@ Setup (all real: HTTP on 127.0.0.1, processes, one cache folder on disk):
   with Kiwoom's published limit by default: 5 requests/s per (app key, api-id)
   with a burst of 2, answered with HTTP 429 over it.  The processes share one
   app key and pace themselves together at ``--client-rate`` (4/s: below the
-  server's, as the client's must be).  At these rates a cold start of 30 stocks
-  costs about 30 s of requests, so a 60 s run sees a cold cache fill under
-  contention, then mostly warm calls, live-bar refreshes and prune refetches;
+  server's, as the client's must be).  At these rates the cold start of 20
+  stocks alone costs about 30 s of requests shared by all processes, so a 90 s
+  run sees a cold cache filled under contention, then warm calls, live bars
+  refreshed after their TTL and refetches after prunes;
 * light fault injection on ka10081 (``--faults light``): about 1 % HTTP 5xx,
   1 % dropped connections, 0.5 % maintenance pages, 0.5 % answers slower than
   the client's 2 s timeout, 0.5 % tokens superseded mid-walk, 2 % rows with
@@ -27,7 +28,7 @@ Setup (all real: HTTP on 127.0.0.1, processes, one cache folder on disk):
   - 25 % ``scan`` of a random past session over 8 random stocks (momentum);
   - 20 % ``get_panel`` of 5 random stocks (close and volume);
   - and every 40th call (the 21st, 61st, ...) ``finder.cache.prune``: entries
-    unused for 20-60 s, or the least recently used down to 60-90 % of the size.
+    unused for 30-90 s, or the least recently used down to 80-95 % of the size.
   The module-level functions use the default client built from the
   environment (``KIWOOM_*``, ``FINDER_CACHE_DIR``, ``FINDER_NOW``, ``FINDER_RATE``),
   with a 2 s timeout.
@@ -79,13 +80,14 @@ PRUNE_EVERY = 40   # and every 40th call of each process (the 21st, 61st, ...) i
 
 
 # -- the workload -----------------------------------------------------------------------------------
-def plan(seed: int, codes: list[str], dates: list[str], n: int = 20000) -> list[dict]:
+def plan(seed: int, codes: list[str], dates: list[str], n: int = 20000, prune_every: int = PRUNE_EVERY) -> list[dict]:
     """A worker's calls, drawn from its own RNG: the same seed gives the same calls."""
     rng = random.Random(seed)
     kinds, weights = zip(*MIX)
     out = []
     for i in range(n):
-        kind = "prune" if i % PRUNE_EVERY == PRUNE_EVERY // 2 else rng.choices(kinds, weights)[0]
+        prune = prune_every and i % prune_every == prune_every // 2
+        kind = "prune" if prune else rng.choices(kinds, weights)[0]
         if kind == "ohlcv":
             out.append(dict(kind=kind, code=rng.choice(codes), count=rng.randint(1, 800), date=rng.choice(dates)))
         elif kind == "live":
@@ -96,9 +98,9 @@ def plan(seed: int, codes: list[str], dates: list[str], n: int = 20000) -> list[
             out.append(dict(kind=kind, codes=sorted(rng.sample(codes, 5)), count=rng.randint(20, 400),
                             date=rng.choice(dates)))
         elif rng.random() < 0.5:
-            out.append(dict(kind=kind, older_than=f"{rng.randint(20, 60)}s"))
+            out.append(dict(kind=kind, older_than=f"{rng.randint(30, 90)}s"))
         else:
-            out.append(dict(kind=kind, shrink=rng.uniform(0.6, 0.9)))
+            out.append(dict(kind=kind, shrink=rng.uniform(0.8, 0.95)))
     return out
 
 
@@ -218,7 +220,7 @@ def worker(args: argparse.Namespace) -> None:
     from finder.client import _stats
 
     cfg = json.loads(os.environ["STRESS_CONFIG"])
-    calls = plan(cfg["seed"] + args.worker, cfg["codes"], cfg["dates"])
+    calls = plan(cfg["seed"] + args.worker, cfg["codes"], cfg["dates"], prune_every=cfg["prune_every"])
     finder.data.set_default_client(finder.KiwoomAPI(timeout=TIMEOUT))   # credentials, URL, cache, rate: environment
     calendar.state()                                                    # build the XKRX tables before the start
     # everyone starts together: say ready, wait for the parent's "go" (it holds the start time)
@@ -291,8 +293,9 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
 
 
-def run(seconds: float = 60, procs: int = 8, n_codes: int = 30, server_rate: float = 5.0, client_rate: float = 4.0,
-        faults: str = "light", seed: int = 1, workdir: Path | None = None, quiet: bool = False) -> dict:
+def run(seconds: float = 90, procs: int = 8, n_codes: int = 20, server_rate: float = 5.0, client_rate: float = 4.0,
+        faults: str = "light", seed: int = 1, workdir: Path | None = None, quiet: bool = False,
+        prune_every: int = PRUNE_EVERY) -> dict:
     """The whole stress run; returns the figures (and prints them unless ``quiet``)."""
     os.environ["FINDER_NOW"] = NOW
     import finder
@@ -318,10 +321,10 @@ def run(seconds: float = 60, procs: int = 8, n_codes: int = 30, server_rate: flo
     _quiet(sim)
     say(f"stress: {procs} processes x {seconds:.0f} s on one cold cache ({cache}); {len(codes)} stocks; "
         f"server limit {server_rate:g}/s burst 2 per api-id, client pacing {client_rate:g}/s shared; "
-        f"faults: {faults}; seed {seed}; simulator clock {NOW} (market open)")
+        f"faults: {faults}; prune every {prune_every or 'never'} calls; seed {seed}; simulator clock {NOW} (market open)")
     go = tmp / "go"
     go.unlink(missing_ok=True)
-    cfg = dict(seed=seed, codes=codes, dates=dates, seconds=seconds, go=str(go))
+    cfg = dict(seed=seed, codes=codes, dates=dates, seconds=seconds, go=str(go), prune_every=prune_every)
     env = dict(os.environ, KIWOOM_APPKEY=APP_KEY, KIWOOM_SECRETKEY=SECRET_KEY, KIWOOM_BASE_URL=sim.url,
                FINDER_CACHE_DIR=str(cache), FINDER_NOW=NOW, FINDER_RATE=str(client_rate),
                STRESS_CONFIG=json.dumps(cfg), TQDM_DISABLE="1")
@@ -446,13 +449,14 @@ def report(f: dict) -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--seconds", type=float, default=90)
     p.add_argument("--procs", type=int, default=8)
-    p.add_argument("--codes", type=int, default=30)
+    p.add_argument("--codes", type=int, default=20)
     p.add_argument("--server-rate", type=float, default=5.0)
     p.add_argument("--client-rate", type=float, default=4.0)
     p.add_argument("--faults", choices=["light", "none"], default="light")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--prune-every", type=int, default=PRUNE_EVERY, help="a prune every N calls per process (0: none)")
     p.add_argument("--json", default=None, help="also write the figures to this file")
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -460,7 +464,8 @@ def main(argv=None) -> None:
     if args.worker is not None:
         worker(args)
         return
-    figures = run(args.seconds, args.procs, args.codes, args.server_rate, args.client_rate, args.faults, args.seed)
+    figures = run(args.seconds, args.procs, args.codes, args.server_rate, args.client_rate, args.faults, args.seed,
+                  prune_every=args.prune_every)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
 
