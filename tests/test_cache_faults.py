@@ -108,16 +108,29 @@ def assert_usable(sim, root, codes, market) -> None:
 
 
 # -- truncated output.pkl ---------------------------------------------------------------------------
+def _code_of(entry: Path) -> str:
+    return json.loads((entry / "metadata.json").read_text())["input_args"]["code"].strip("'")
+
+
+def entries_of(root: Path, codes: list[str]) -> list[Path]:
+    """Every joblib entry (walks, histories and whatever else is stored) of these stocks."""
+    out = [e for entries in cache_files(root).entries.values() for e in entries if _code_of(e) in codes]
+    assert {_code_of(e) for e in out} == set(codes)
+    return out
+
+
 def test_truncated_output_pkl(sim, sim_market, codes, tmp_path):
     root = tmp_path / "cache"
     want = warm(sim, root, codes, sim_market)
-    for entry in cache_files(root).of("history") + cache_files(root).of("walk")[::2]:
+    damaged = entries_of(root, codes[:2])
+    assert len(damaged) >= 6                   # at least a raw walk, an adjusted walk and a history each
+    for entry in damaged:
         p = entry / "output.pkl"
         p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
     got, texts, n = fetch(sim, root, codes, sim_market)
     assert all(got[c].equals(want[c]) for c in codes)
     assert any("damaged" in t for t in texts), texts
-    assert 0 < n <= 2 * len(codes)            # only what was damaged is fetched again
+    assert 0 < n <= 2 * 2                      # only the two damaged stocks' walks are fetched again
     assert_usable(sim, root, codes, sim_market)
 
 
@@ -200,19 +213,15 @@ def make_unreadable(path: Path, scratch: Path) -> str:
     return "symlink to a directory"
 
 
-def _code_of(entry: Path) -> str:
-    return json.loads((entry / "metadata.json").read_text())["input_args"]["code"].strip("'")
-
-
 def test_unreadable_files(sim, sim_market, codes, tmp_path):
     root = tmp_path / "cache"
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     want = warm(sim, root, codes, sim_market)
     files = cache_files(root)
-    # every entry of the first two stocks (history and walks), and the pointers of the others
-    entries = [e for e in files.of("history") + files.of("walk") if _code_of(e) in codes[:2]]
-    assert len(entries) == 6
+    # every entry of the first two stocks (walks, history, ...), and the pointers of the others
+    entries = entries_of(root, codes[:2])
+    assert len(entries) >= 6
     how = {make_unreadable(e / "output.pkl", scratch) for e in entries}
     how |= {make_unreadable(p, scratch) for p in files.pointers if p.stem in codes[2:]}
     assert len(how) == 1, how
