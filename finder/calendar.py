@@ -107,20 +107,23 @@ def _cal() -> Any:
     return _calendar(max(now().year + 1, 2026))
 
 
+def _sessions_file(end_year: int):
+    from importlib.metadata import version
+
+    from ._paths import state_dir
+
+    try:
+        return state_dir() / "calendar" / f"XKRX-{_CAL_START}-{end_year}-{version('exchange_calendars')}.npy"
+    except Exception:
+        return None
+
+
 @functools.lru_cache(maxsize=4)
 def _sessions_array(end_year: int) -> np.ndarray:
     # Building XKRX takes about two seconds, paid by every new process (each notebook kernel,
-    # each joblib worker). The session list is kept next to the cache, keyed by the
+    # each joblib worker). The cache keeps the session list (see save_sessions), keyed by the
     # exchange_calendars version, so that cost is paid once per machine.
-    from importlib.metadata import version
-
-    from ._paths import ensure_private_dir, state_dir
-
-    try:
-        name = f"XKRX-{_CAL_START}-{end_year}-{version('exchange_calendars')}.npy"
-        path = state_dir() / "calendar" / name
-    except Exception:
-        path = None
+    path = _sessions_file(end_year)
     if path is not None and path.is_file():
         try:
             cached = np.load(path, allow_pickle=False)
@@ -128,16 +131,27 @@ def _sessions_array(end_year: int) -> np.ndarray:
                 return cached
         except (OSError, ValueError):
             pass  # unreadable or odd: rebuild below
-    sessions = _calendar(end_year).sessions.values.astype("datetime64[D]")
-    if path is not None:
-        try:
-            ensure_private_dir(path.parent)
-            tmp = path.with_name(f".{path.stem}-{os.getpid()}.npy")
-            np.save(tmp, sessions, allow_pickle=False)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only cache folder only costs the rebuild next time
-    return sessions
+    return _calendar(end_year).sessions.values.astype("datetime64[D]")
+
+
+def save_sessions() -> None:
+    """Keep the session list in the cache folder for the next process (called by the cache, not on reads).
+
+    Only the cache writes it, so validating an argument never leaves a file behind.
+    """
+    end_year = max(now().year + 1, 2026)
+    path = _sessions_file(end_year)
+    if path is None or path.is_file():
+        return
+    from ._paths import ensure_private_dir
+
+    try:
+        ensure_private_dir(path.parent)
+        tmp = path.with_name(f".{path.stem}-{os.getpid()}.npy")
+        np.save(tmp, _sessions_array(end_year), allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache folder only costs the rebuild next time
 
 
 def _sessions() -> np.ndarray:

@@ -46,6 +46,25 @@ def forget_stores() -> None:
 
 
 @contextlib.contextmanager
+def default_client_on(sim, monkeypatch, root: Path, app_key: str, secret_key: str):
+    """finder's module-level default client pointed at ``sim`` through the environment, as a user sets it."""
+    import finder
+
+    clean_env(monkeypatch, root)
+    monkeypatch.setenv("KIWOOM_APPKEY", app_key)
+    monkeypatch.setenv("KIWOOM_SECRETKEY", secret_key)
+    monkeypatch.setenv("KIWOOM_BASE_URL", sim.url)
+    monkeypatch.setenv("FINDER_RATE", "500")
+    forget_stores()
+    finder.data.set_default_client(None)
+    try:
+        yield root
+    finally:
+        finder.data.set_default_client(None)
+        forget_stores()
+
+
+@contextlib.contextmanager
 def arm_at(sim, n: int, kind: str, api_id: str = "ka10081", **spec):
     """Arm ``kind`` on the real simulator just before its ``n``-th ``api_id`` request (1-based) is answered."""
     app = sim.app

@@ -29,7 +29,7 @@ import pytest
 
 import finder
 from finder._exceptions import InvalidInputError, StockNotFoundError
-from _reliability import SIM_NOW, cache_files, clean_env, forget_stores
+from _reliability import SIM_NOW, cache_files, clean_env, default_client_on, forget_stores
 from _support import APP_KEY, REPO, SECRET_KEY, client
 
 GOOD = dict(code="005930", count=10, base_dt="2025-10-01")
@@ -153,17 +153,8 @@ def sim(sim_market):
 
 @pytest.fixture
 def env(sim, tmp_path, monkeypatch):
-    root = tmp_path / "cache"
-    clean_env(monkeypatch, root)
-    monkeypatch.setenv("KIWOOM_APPKEY", APP_KEY)
-    monkeypatch.setenv("KIWOOM_SECRETKEY", SECRET_KEY)
-    monkeypatch.setenv("KIWOOM_BASE_URL", sim.url)
-    monkeypatch.setenv("FINDER_RATE", "500")
-    forget_stores()
-    finder.data.set_default_client(None)
-    yield root
-    finder.data.set_default_client(None)
-    forget_stores()
+    with default_client_on(sim, monkeypatch, tmp_path / "cache", APP_KEY, SECRET_KEY) as root:
+        yield root
 
 
 def call(entry: str, args, root: Path, sim, capsys):

@@ -31,7 +31,7 @@ import pytest
 
 import finder
 from finder._exceptions import AuthenticationError, CacheError, FinderError, StockNotFoundError, TransportError
-from _reliability import SIM_NOW, clean_env, forget_stores
+from _reliability import SIM_NOW, clean_env, default_client_on, forget_stores
 from _support import APP_KEY, REPO, SECRET_KEY, client, full_history_codes
 
 NOTEBOOK = REPO / "notebooks" / "01_quickstart.ipynb"
@@ -39,17 +39,8 @@ NOTEBOOK = REPO / "notebooks" / "01_quickstart.ipynb"
 
 @pytest.fixture
 def creds_env(sim, tmp_path, monkeypatch):
-    root = tmp_path / "cache"
-    clean_env(monkeypatch, root)
-    monkeypatch.setenv("KIWOOM_APPKEY", APP_KEY)
-    monkeypatch.setenv("KIWOOM_SECRETKEY", SECRET_KEY)
-    monkeypatch.setenv("KIWOOM_BASE_URL", sim.url)
-    monkeypatch.setenv("FINDER_RATE", "500")
-    forget_stores()
-    finder.data.set_default_client(None)
-    yield root
-    finder.data.set_default_client(None)
-    forget_stores()
+    with default_client_on(sim, monkeypatch, tmp_path / "cache", APP_KEY, SECRET_KEY) as root:
+        yield root
 
 
 def issued_tokens(sim) -> list[str]:

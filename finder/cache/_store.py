@@ -55,7 +55,7 @@ from filelock import FileLock
 from .. import calendar
 from .._exceptions import CacheError, KiwoomError
 from .._models import DAILY_PAGE_SIZE
-from .._paths import ensure_private_dir, state_dir, unsafe_reason, write_private_file
+from .._paths import cache_dir, ensure_private_dir, state_dir, unsafe_reason, write_private_file
 from . import _fetch, _memo
 from ._history import History, Walk, adds_no_action
 
@@ -142,6 +142,8 @@ class Store:
         if self.unsafe:
             log.warning("finder: %s", self.unsafe)
         self.writable = self._probe_writable()
+        if self.writable and self.root == Path(cache_dir()).resolve():
+            calendar.save_sessions()  # spares the next process the XKRX build
         self.stats = Stats()
         self._lru: OrderedDict = OrderedDict()
         self._lru_lock = threading.Lock()
