@@ -262,7 +262,7 @@ def warm(universe: Any = "KOSPI", count: int = 600, base_dt: Any = None, progres
     or a list of codes.  Returns counts of done, skipped and failed stocks.
     """
     from .. import data
-    from ._ohlcv import _pointer_covers, resolve
+    from ._ohlcv import _covered, _Pointers, resolve
 
     count = _validate.count(count)
     when = _validate.base_dt(base_dt)
@@ -289,7 +289,7 @@ def warm(universe: Any = "KOSPI", count: int = 600, base_dt: Any = None, progres
     done = skipped = 0
     failed: dict[str, str] = {}
     for code in tqdm(codes, desc="warming cache", unit="stock", disable=not progress):
-        ptr_ok = _pointer_covers(store, code, end64)
+        ptr_ok = _covered(store, code, end64, count, _Pointers(store))
         try:
             store.ensure(api, code, end64, count)
         except KiwoomError as exc:

@@ -230,11 +230,6 @@ def _covered(store: Store, code: str, end: np.datetime64, count: int, pointers: 
     return ptr is not None and np.datetime64(ptr["anchor"], "D") >= end
 
 
-def _pointer_covers(store: Store, code: str, end: np.datetime64) -> bool:
-    ptr = store.read_pointer(code)
-    return ptr is not None and np.datetime64(ptr["anchor"], "D") >= end
-
-
 def _assemble(results: dict[str, tuple], fields: list[str]) -> dict[str, pd.DataFrame]:
     codes = list(results)
     if codes:
