@@ -680,7 +680,7 @@ class Prepared:
 
     def scan(self, conditions: Any, top: int | None = None) -> pd.DataFrame:
         from .conditions import as_screen
-        from .scan import _check_lookback
+        from .scanner import _check_lookback
 
         screen = as_screen(conditions)
         _check_lookback(self.data.lookback, screen)
