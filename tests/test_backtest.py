@@ -381,3 +381,35 @@ def test_bad_input_is_refused_before_any_request(fake_market, kwargs, needle):
         backtest(**kwargs, progress=False)
     assert needle in str(exc.value)
     assert fake_market.scan_calls == [] and fake_market.panel_calls == []
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("entry", ["next_open", "close"])
+def test_vectorised_trades_equal_the_per_pick_loop(monkeypatch, seed, entry):
+    """The array evaluation and the original per-pick loop give the same rows, on random panels with gaps."""
+    import finder.analysis.backtest as bt
+
+    rng = np.random.default_rng(seed)
+    idx = calendar.sessions_in_range("2025-01-02", "2025-03-31")
+    codes = [f"{i:06d}" for i in range(12)]
+    c = pd.DataFrame(1000 * np.exp(np.cumsum(rng.normal(0, 0.03, (len(idx), 12)), axis=0)), idx, codes)
+    c = c.mask(rng.random(c.shape) < 0.08)            # halts
+    c.iloc[-15:, 3] = np.nan                            # stops trading: delisted
+    c.iloc[-10:, 4] = np.nan                            # stops trading: not known delisted (halted)
+    c.iloc[:, 5] = np.nan                               # no data at all
+    o = c * rng.uniform(0.97, 1.03, c.shape)
+    prices = {"open": o, "high": np.maximum(o, c) * rng.uniform(1.0, 1.05, c.shape),
+              "low": np.minimum(o, c) * rng.uniform(0.95, 1.0, c.shape), "close": c}
+    picks = pd.DataFrame({"date": idx[rng.integers(0, len(idx), 300)], "code": rng.choice(codes + ["999999"], 300),
+                          "rank": rng.integers(1, 9, 300), "score": rng.integers(0, 13, 300).astype(float),
+                          "name": "x"})
+    kw = dict(horizons=(1, 3, 10), entry=entry, delisted={"000003"}, final_end=idx[-3])
+    seen: set = set()
+    for tp, sl in ((None, None), (0.05, 0.04), (0.02, None)):
+        monkeypatch.setattr(bt, "_PER_PICK_LOOP", True)
+        loop = bt.evaluate_trades(picks, prices, take_profit=tp, stop_loss=sl, **kw)
+        monkeypatch.setattr(bt, "_PER_PICK_LOOP", False)
+        fast = bt.evaluate_trades(picks, prices, take_profit=tp, stop_loss=sl, **kw)
+        pd.testing.assert_frame_equal(fast, loop)
+        seen |= set(loop["exit_reason"])
+    assert seen >= {"horizon", "halted", "delisted", "no_data", "incomplete", "stop_loss", "take_profit"}
