@@ -319,3 +319,26 @@ def test_momentum_strict_adds_the_remaining_v1_filters(bars):
     assert (t["matched"] <= base["matched"]).all()  # stricter never adds matches
     with pytest.raises(InvalidInputError, match="atr_band"):
         momentum_strict(atr_band=(0.05, 0.01))
+
+
+def test_custom_conditions_get_short_readable_column_names():
+    """Issue 14: a name= argument, else a shortened expression (not the full repr with _pass glued on)."""
+    from finder.analysis import macd, sma, volume_ratio
+    from finder.analysis.conditions import LABEL_LIMIT, as_condition, short_label
+
+    mine = (close > sma(close, 60)) & (volume_ratio(volume, 20) >= 2)
+    c = as_condition(mine)
+    assert c.name == "close>sma(close,60) & volume_ratio(volume,20)>=2"
+    assert c.description == "(close > sma(close, 60)) & (volume_ratio(volume, 20) >= 2)"  # nothing is lost
+    assert as_screen(mine, name="trend_surge").conditions[0].name == "trend_surge"
+    assert as_screen([mine, close > 0], name="mine").name == "mine"
+    with pytest.raises(InvalidInputError):
+        as_screen(mine, name=" ")
+    # long expressions are cut with an ellipsis; two cut alike are numbered, user names never are
+    longer = mine & (macd(close).hist > 0) & (close > sma(close, 120))
+    s = Screen(filters=[longer, longer & (close > 1)])
+    names = [x.name for x in s.conditions]
+    assert all(len(n) <= LABEL_LIMIT + 3 for n in names) and names[0].endswith("…") and names[1].endswith("#2")
+    assert short_label((close > 1) | ((close < 5) & (volume > 0))) == "close>1 | (close<5 & volume>0)"
+    with pytest.raises(InvalidInputError, match="unique"):
+        Screen(filters=[(close > 1).named("x"), (close > 2).named("x")])

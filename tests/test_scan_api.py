@@ -145,7 +145,7 @@ def test_universes(fake):
 def test_top_and_custom_conditions(fake):
     res = scan("2025-09-15", conditions=[close > sma(close, 20), Condition(close > 3000, "pricey")], top=3)
     assert len(res) <= 3
-    assert {"close > sma(close, 20)", "close > sma(close, 20)_pass", "pricey", "pricey_pass"} <= set(res.columns)
+    assert {"close>sma(close,20)", "close>sma(close,20)_pass", "pricey", "pricey_pass"} <= set(res.columns)
 
 
 @pytest.mark.parametrize("kwargs,needle", [

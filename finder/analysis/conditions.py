@@ -534,9 +534,11 @@ class Condition:
         if not isinstance(test, Expr) and not callable(test):
             raise InvalidInputError(f"a condition's test must be an expression or a function of the bars, "
                                     f"not {type(test).__name__} ({test!r})")
+        auto = name is None
         if name is None:
             if isinstance(test, Expr):
-                name = repr(test)
+                name = short_label(test)
+                description = description or repr(test)
             else:
                 name = getattr(test, "__name__", "")
                 if not name or name == "<lambda>":
@@ -550,6 +552,7 @@ class Condition:
         self.value = value
         self.weight = _check_weight(weight)
         self.description = description
+        self.auto_name = auto
 
     # building
     def _copy(self, **changes: Any) -> Condition:
@@ -561,7 +564,7 @@ class Condition:
     def named(self, name: str) -> Condition:
         if not isinstance(name, str) or not name.strip():
             raise InvalidInputError(f"condition name={name!r} is not a non-empty string")
-        return self._copy(name=name)
+        return self._copy(name=name, auto_name=False)
 
     def weighted(self, weight: float) -> Condition:
         return self._copy(weight=_check_weight(weight))
@@ -635,6 +638,7 @@ class _All(Condition):
         self.value = None
         self.weight = 1.0
         self.description = ""
+        self.auto_name = all(getattr(p, "auto_name", False) for p in flat)
         self.name = _join(flat, " & ")
 
     def evaluate(self, bars: Any) -> tuple[pd.Series, pd.Series]:
@@ -672,6 +676,7 @@ class _Not(Condition):
         self.value = None
         self.weight = 1.0
         self.description = ""
+        self.auto_name = getattr(part, "auto_name", False)
         self.name = f"~{_wrap(part)}"
 
     def evaluate(self, bars: Any) -> tuple[pd.Series, pd.Series]:
@@ -743,6 +748,7 @@ class Screen:
 
         filters = conds(self.filters, "filters")
         signals = conds(self.signals, "signals")
+        filters, signals = _unique_auto_names(filters, signals)
         names = [c.name for c in filters + signals]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -807,17 +813,87 @@ class Screen:
                 f"signals={[(c.name, c.weight) for c in self.signals]}, min_signals={self.min_signals})")
 
 
+def _unique_auto_names(filters: tuple, signals: tuple) -> tuple[tuple, tuple]:
+    """Shortened automatic names can coincide: number the later ones (user-given names are left alone)."""
+    seen: dict[str, int] = {}
+    out = []
+    for c in filters + signals:
+        n = seen.get(c.name, 0)
+        seen[c.name] = n + 1
+        if n and getattr(c, "auto_name", False):
+            c = c._copy(name=f"{c.name} #{n + 1}", auto_name=True)
+        out.append(c)
+    return tuple(out[:len(filters)]), tuple(out[len(filters):])
+
+
+LABEL_LIMIT = 48
+
+
+def short_label(e: Any, limit: int = LABEL_LIMIT) -> str:
+    """A short, readable name for an expression: the scan's column name when none is given.
+
+    Operators and arguments are written without spaces, ``&``/``|`` keep
+    theirs and drop the brackets around comparisons; longer than ``limit``
+    characters, the label is cut with an ellipsis (the full expression stays
+    in the condition's ``description``).
+
+    Example::
+
+        >>> short_label((close > sma(close, 60)) & (volume_ratio(volume, 20) >= 2))
+        'close>sma(close,60) & volume_ratio(volume,20)>=2'
+    """
+    text = _label(e)
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def _label(e: Any, inner: bool = False) -> str:
+    if isinstance(e, _BinOp):
+        if e.op in ("&", "|"):
+            # a & b & c needs no brackets; a & (b | c) does
+            sides = [_label(x, not (isinstance(x, _BinOp) and x.op == e.op)) for x in (e.left, e.right)]
+            text = f"{sides[0]} {e.op} {sides[1]}"
+            return f"({text})" if inner else text
+        text = f"{_label(e.left, True)}{e.op}{_label(e.right, True)}"
+        return f"({text})" if inner and not e.is_comparison else text
+    if isinstance(e, _Unary):
+        return f"~{_label(e.arg, True)}" if e.op == "~" else f"abs({_label(e.arg)})"
+    if isinstance(e, _Item):
+        return f"{_label(e.call)}.{e.label}"
+    if isinstance(e, _Call):
+        parts = [_label(a) for a in e.args] + [f"{k}={_label(v)}" for k, v in e.kwargs.items()]
+        return f"{e.fn.__name__}({','.join(parts)})"
+    if isinstance(e, float) and e.is_integer():
+        return f"{e:g}" if abs(e) < 1e15 else repr(e)
+    return repr(e)
+
+
 # The scan's own output columns; condition names may not take them.
 RESERVED_COLUMNS = ("code", "name", "market", "close", "change_pct", "value", "score", "signals",
                     "matched", "filters_ok", "bars", "rank")
 
 
-def as_screen(x: Any) -> Screen:
+def as_screen(x: Any, name: str | None = None) -> Screen:
     """A Screen from a preset name, a Screen, one condition, or a list of conditions (all must pass).
 
     A list (or a single condition) becomes a screen of hard filters; use a
     :class:`Screen` with ``signals`` and ``min_signals`` for weighted scoring.
+    ``name``: the column name of a single condition (instead of its shortened
+    expression), or the name of a screen made from several.
     """
+    screen = _as_screen(x)
+    if name is None:
+        return screen
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(f"name={name!r} is not a non-empty string")
+    if len(screen.conditions) == 1 and not isinstance(x, (str, Screen)):
+        c = screen.conditions[0].named(name)
+        return Screen(filters=(c,) if screen.filters else (), signals=(c,) if screen.signals else (),
+                      min_signals=screen.min_signals, min_bars=screen.min_bars, name=name, params=screen.params)
+    return Screen(filters=screen.filters, signals=screen.signals, min_signals=screen.min_signals,
+                  min_bars=screen.min_bars, name=name, params=screen.params, description=screen.description)
+
+
+def _as_screen(x: Any) -> Screen:
     if isinstance(x, Screen):
         return x
     if isinstance(x, str):

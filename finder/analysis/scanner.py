@@ -382,7 +382,7 @@ def _missing(panels: Any) -> dict[str, Any]:
 
 
 def scan(date: Any, universe: Any = "KOSPI+KOSDAQ", conditions: Any = "momentum", lookback: int = 220,
-         top: int | None = None, *, matches_only: bool = True) -> pd.DataFrame:
+         top: int | None = None, *, matches_only: bool = True, name: str | None = None) -> pd.DataFrame:
     """Scan the market on ``date``: a ranked DataFrame of the stocks that match ``conditions``.
 
     ``date``: ``'YYYYMMDD'``, ``'YYYY-MM-DD'``, ``datetime.date`` or
@@ -396,6 +396,8 @@ def scan(date: Any, universe: Any = "KOSPI+KOSDAQ", conditions: Any = "momentum"
     :class:`~finder.analysis.conditions.Screen`, a condition, or a list of
     conditions that must all pass.  ``lookback``: bars per stock the
     indicators see (fixed, for reproducibility).  ``top``: keep the first N.
+    ``name``: the column name of a custom condition (default: its expression,
+    shortened), e.g. ``scan(day, conditions=close > sma(close, 60), name="trend")``.
 
     Bad arguments raise ``InvalidInputError`` before any data is requested.
     The bars come from ``finder.data.get_panel`` in one call (the disk cache;
@@ -407,7 +409,7 @@ def scan(date: Any, universe: Any = "KOSPI+KOSDAQ", conditions: Any = "momentum"
         picks = scan("2025-10-01", universe="KOSPI", top=20)
         picks[["code", "name", "close", "change_pct", "score"]]
     """
-    screen = as_screen(conditions)
+    screen = as_screen(conditions, name=name)
     uni = resolve_universe(universe)
     lookback = _check_lookback(lookback, screen)
     top = _check_top(top)
