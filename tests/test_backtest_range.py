@@ -222,3 +222,16 @@ def test_real_bars_match_the_per_session_scan(env):
     finally:
         data.set_default_client(old)
         client.close()
+
+
+def test_trades_at_the_data_end_priced_from_memory_equal_the_reference(env):
+    """A range ending on the newest session: evaluation prices come from the bars already loaded."""
+    sim, market, base = env
+    codes = sorted(market.listings("KOSPI", pd.Timestamp("2025-11-03")))[:15]
+    kw = dict(universe=codes, horizons=(1, 3), take_profit=0.03, stop_loss=0.03, progress=False)
+    fast = backtest(close > sma(close, 5), "2025-11-17", "2025-11-28", engine="range", **kw)
+    slow = backtest(close > sma(close, 5), "2025-11-17", "2025-11-28", engine="session", **kw)
+    assert fast.params["eval_end"] == pd.Timestamp("2025-11-28") and len(fast.trades) > 0
+    pd.testing.assert_frame_equal(fast.trades, slow.trades, check_exact=False, rtol=1e-9)
+    for f in ("open", "high", "low", "close"):
+        pd.testing.assert_frame_equal(fast.prices[f], slow.prices[f])

@@ -85,6 +85,27 @@ class RangeData:
     start: np.ndarray                       # (S, J) int64
     missing: dict[str, str] = field(default_factory=dict)
     classes: int = 0                        # columns beyond one per stock (corporate actions in the range)
+    histories: dict = field(default_factory=dict, repr=False)   # code -> the cache's History (in memory)
+
+    def panels(self, codes: list[str], timeline: pd.DatetimeIndex) -> dict[str, Any] | None:
+        """OHLC panels of ``codes`` on ``timeline``, adjusted as of its last session, from the histories in memory.
+
+        The very rows ``get_panel(codes, len(timeline), timeline[-1])`` serves
+        (``History.arrays``), without reading the cache again; None when the
+        timeline ends after the loaded range.
+        """
+        end = timeline[-1]
+        if end != self.sessions[-1] or not self.histories:
+            return None
+        from ..cache._ohlcv import _assemble
+
+        end_d = np.datetime64(end.date(), "D")
+        results = {c: self.histories[c].arrays(end_d, len(timeline), True) for c in codes if c in self.histories}
+        results = {c: r for c, r in results.items() if len(r[0])}
+        panels = _assemble(results, ["open", "high", "low", "close"])
+        out: dict[str, Any] = {f: panels[f].reindex(timeline) for f in panels}
+        out["_missing"] = [c for c in codes if c not in results]
+        return out
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -187,7 +208,7 @@ def load_range(codes: list[str], sessions: pd.DatetimeIndex, lookback: int, *, p
     fv = fields["value"]
     fields["value"] = np.where(np.isnan(fv), fields["close"] * fields["volume"], fv)
     return RangeData(sessions=sessions, lookback=lookback, codes=codes_arr, fields=fields, pos=pos, start=start,
-                     missing=missing, classes=J - len(hists))
+                     missing=missing, classes=J - len(hists), histories=hists)
 
 
 # --------------------------------------------------------------------------

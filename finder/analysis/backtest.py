@@ -832,11 +832,14 @@ def backtest(conditions: Any = "momentum", start: Any = None, end: Any = None, *
                 raise InvalidInputError(f"engine='range' cannot run this backtest: {exc}") from None
             logger.info("backtest: scanning session by session (%s)", exc)
             prepared = None
+    prices = None
     if prepared is None:
         picks_all = _picks_per_session(sessions, conditions, universe, lookback, max_picks, progress)
+    else:
+        prices = prepared.prices(_evaluation_end(sessions[-1], max(horizons_t)), picks_all)
     logger.info("backtest: %d picks over %d sessions", len(picks_all), len(sessions))
     return _finish(picks_all, sessions, conditions, universe, horizons_t, entry, tp, sl, cost, max_picks,
-                   lookback, equity_horizon, engine="range" if prepared is not None else "session")
+                   lookback, equity_horizon, engine="range" if prepared is not None else "session", prices=prices)
 
 
 ENGINES = ("auto", "range", "session")
@@ -920,7 +923,6 @@ class PreparedBacktest:
     lookback: int
     range: Any                                  # _range.Prepared for the final sessions
     live: pd.Timestamp | None = None            # today's live session, scanned on its own
-    _prices: dict = field(default_factory=dict, repr=False)
 
     def picks(self, conditions: Any = "momentum", max_picks: int | None = None) -> pd.DataFrame:
         """Every session's ranked picks (``date, rank, code, ...``), as ``scan`` ranks them."""
@@ -948,16 +950,22 @@ class PreparedBacktest:
                        max_picks, self.lookback, equity_horizon, engine="range", prices=prices)
 
     def prices(self, eval_end: pd.Timestamp, picks_all: pd.DataFrame) -> dict[str, Any]:
-        """OHLC of every stock of the universe, adjusted as of ``eval_end`` (loaded once per end)."""
-        if eval_end not in self._prices:
-            codes = sorted(set(str(c) for c in self.range.data.codes))
-            timeline = calendar.sessions_in_range(self.sessions[0], eval_end)
-            self._prices[eval_end] = _load_prices(codes, timeline)
-        full = self._prices[eval_end]
+        """OHLC of the picked stocks on the sessions the trades need, adjusted as of ``eval_end``.
+
+        When the trades end with the loaded range they come from the bars in
+        memory (the rows ``get_panel`` would serve); otherwise one
+        ``get_panel`` call loads them.
+        """
         codes = sorted(set(picks_all["code"])) if len(picks_all) else []
-        out: dict[str, Any] = {f: full[f].reindex(columns=pd.Index(codes, dtype=object)) for f in PRICE_FIELDS}
-        out["_missing"] = [c for c in full.get("_missing", []) if c in set(codes)]
-        return out
+        timeline = calendar.sessions_in_range(self.sessions[0], eval_end)
+        if self.live is None:
+            out = self.range.data.panels(codes, timeline)
+            if out is not None:
+                if out["_missing"]:
+                    logger.warning("backtest: no evaluation bars for %d picked stocks (%s); their picks are "
+                                   "'no_data'", len(out["_missing"]), ", ".join(out["_missing"][:10]))
+                return out
+        return _load_prices(codes, timeline)
 
 
 def prepare_backtest(start: Any, end: Any, *, universe: Any = "KOSPI+KOSDAQ", lookback: int = 220,
