@@ -259,6 +259,8 @@ def _lin_scale(a: Lin, c: float, op: str) -> Lin:
 # the scanner
 # --------------------------------------------------------------------------
 
+CELL_MEMO_BYTES = 1 << 30   # memoised per-session values kept across screens, at most about 1 GiB
+
 _FINITE_REACH = {
     "sma": lambda p: p["n"] - 1,
     "rolling_sum": lambda p: p["n"] - 1,
@@ -294,6 +296,7 @@ class RangeScanner:
         self._colidx = np.broadcast_to(np.arange(J), (S, J))
         self._series: dict[Any, Lin] = {}
         self._cells: dict[Any, np.ndarray] = {}
+        self._cell_bytes = 0
         self._lagidx: dict[int, tuple] = {}
 
     # -- indexing -----------------------------------------------------------
@@ -510,7 +513,12 @@ class RangeScanner:
         if key in self._cells:
             return self._cells[key]
         out = self._cells_of(e, lag)
+        if self._cell_bytes > CELL_MEMO_BYTES:
+            # a long sweep over many screens: drop the cheap per-lag reads, keep the recursions
+            self._cells.clear()
+            self._cell_bytes = 0
         self._cells[key] = out
+        self._cell_bytes += getattr(out, "nbytes", 0)
         return out
 
     def _cells_of(self, e: Expr, lag: int) -> np.ndarray:
