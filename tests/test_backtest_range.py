@@ -235,3 +235,18 @@ def test_trades_at_the_data_end_priced_from_memory_equal_the_reference(env):
     pd.testing.assert_frame_equal(fast.trades, slow.trades, check_exact=False, rtol=1e-9)
     for f in ("open", "high", "low", "close"):
         pd.testing.assert_frame_equal(fast.prices[f], slow.prices[f])
+
+
+@pytest.mark.parametrize("liquid", [dict(top_value=40), dict(min_value=3e9, value_window=10)])
+def test_liquidity_universes_match_the_per_session_scan(env, liquid):
+    from finder.analysis import Universe
+
+    uni = Universe("KOSPI+KOSDAQ", **liquid)
+    prep = prepare_backtest(*DIVIDEND_RANGE, universe=uni, progress=False)
+    for conditions in ("momentum", custom_screen(10_000)):
+        got = prep.picks(conditions)
+        ref = reference(prep.sessions, uni, conditions)
+        assert len(ref) > 0
+        assert_same_picks(got, ref)
+    if "top_value" in liquid:
+        assert got.groupby("date").size().max() <= 40

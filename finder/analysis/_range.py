@@ -31,8 +31,9 @@ per-session path: dates, codes and ranks identical, scores within 1e-9):
 What it does not do (``Unsupported`` is raised and ``backtest`` falls back to
 the per-session path, logging why): conditions written as plain functions of
 the bars, a recursion (EMA, RSI, ...) of a non-linear expression of another
-recursion (e.g. ``ema(rsi(close), 5)``), universes with liquidity filters,
-custom indicator functions, and a cache folder that cannot be used.
+recursion (e.g. ``ema(rsi(close), 5)``), liquidity filters whose window is
+longer than the lookback, custom indicator functions, today's live session
+alone, and a cache folder that cannot be used.
 Floating-point rounding differs from the reference at about 1e-13 relative;
 a comparison decided by less than that could differ (none did in the tests).
 """
@@ -762,8 +763,8 @@ def prepare_range(sessions: pd.DatetimeIndex, universe: Any, lookback: int, *, p
     from .universe import resolve_universe
 
     uni = resolve_universe(universe)
-    if uni.has_liquidity_filter:
-        raise Unsupported("universes with liquidity filters are scanned session by session")
+    if uni.has_liquidity_filter and uni.value_window > lookback:
+        raise Unsupported("a liquidity window longer than the lookback is scanned session by session")
     sessions = pd.DatetimeIndex(sessions)
     if uni.func is None:
         codes, meta = uni.candidates(sessions[-1])
@@ -787,4 +788,37 @@ def prepare_range(sessions: pd.DatetimeIndex, universe: Any, lookback: int, *, p
         for i, wanted in enumerate(per_session):
             member[i] &= cols.isin(list(wanted))
     nbars = np.where(member, data.pos - data.start + 1, 0)
-    return Prepared(data=data, scanner=RangeScanner(data), meta=meta, member=member, nbars=nbars, universe=uni)
+    scanner = RangeScanner(data)
+    if uni.has_liquidity_filter and J:
+        member = _liquidity(scanner, uni, member, data.codes.astype(str))
+        nbars = np.where(member, nbars, 0)
+    return Prepared(data=data, scanner=scanner, meta=meta, member=member, nbars=nbars, universe=uni)
+
+
+def _liquidity(scanner: RangeScanner, uni: Any, member: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``Universe.liquidity_filter`` for every session: the mean traded value of each window's last bars."""
+    value = Field("value")
+    total = np.zeros(member.shape)
+    count = np.zeros(member.shape)
+    for lag in range(uni.value_window):
+        v = scanner.cells(value, lag)
+        ok = ~np.isnan(v)
+        total += np.where(ok, v, 0.0)
+        count += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / count, np.nan)
+    keep = member.copy()
+    if uni.min_value is not None:
+        with np.errstate(invalid="ignore"):
+            keep &= mean >= uni.min_value
+    if uni.top_value is not None:
+        for i in range(keep.shape[0]):
+            cand = np.flatnonzero(keep[i])
+            if len(cand) > uni.top_value:
+                # largest mean first, code breaks ties (NaN means last), as the per-session filter ranks
+                m = -mean[i, cand]
+                order = np.lexsort((codes[cand], np.where(np.isnan(m), np.inf, m)))
+                row = np.zeros(keep.shape[1], dtype=bool)
+                row[cand[order[:uni.top_value]]] = True
+                keep[i] = row
+    return keep
