@@ -974,7 +974,7 @@ def prepare_backtest(start: Any, end: Any, *, universe: Any = "KOSPI+KOSDAQ", lo
 
     Raises ``InvalidInputError`` for bad arguments (before any request) and
     when the range cannot be scanned at once (e.g. a universe with a
-    liquidity filter), saying why.
+    liquidity window longer than the lookback), saying why.
     """
     start_ts = calendar.parse_date(start, "start")
     end_ts = calendar.parse_date(end, "end")
