@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._exceptions import KiwoomError
+from .._exceptions import InvalidInputError, KiwoomError
 from . import indicators as ind
 from .conditions import (FIELDS, Condition, Expr, Field, Screen, _All, _Any, _BinOp, _Call, _Item, _Not,
                          _OPS, _Unary)
@@ -59,8 +59,12 @@ __all__ = ["Unsupported", "RangeData", "load_range", "scan_range", "RangeScanner
 PRICE = {"open": 0, "high": 1, "low": 2, "close": 3}
 
 
-class Unsupported(Exception):
-    """The whole-range engine cannot reproduce this scan exactly; use the per-session path."""
+class Unsupported(InvalidInputError):
+    """The whole-range engine cannot reproduce this scan exactly; use the per-session path.
+
+    An ``InvalidInputError`` for callers of ``prepare_backtest``; ``backtest``
+    catches it and falls back to ``scan(d)`` per session.
+    """
 
 
 # --------------------------------------------------------------------------
