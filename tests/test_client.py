@@ -330,3 +330,13 @@ def test_creating_a_client_makes_no_request(sim, tmp_path):
     with client(sim, tmp_path / "c"):
         pass
     assert sim.stats()["total_requests"] == 0
+
+
+def test_quotes_are_matched_by_the_echoed_code_not_by_position(sim, api, sim_market):
+    listed = [c for c in sim_market.codes if sim_market.info(c).delisted is None][:2]
+    q = api.get_quotes([listed[0], "123456", listed[1]])   # an unknown code between two known ones
+    assert list(q.index) == listed
+    assert q.attrs["unknown"] == ["123456"]
+    for code in listed:
+        bar = sim_market.bars(code, "2025-11-28", adjusted=True).iloc[-1]
+        assert q.loc[code, "close"] == bar.close and q.loc[code, "date"] == pd.Timestamp("2025-11-28")
