@@ -250,21 +250,29 @@ def test_a_server_clock_in_the_past_does_not_re_issue_tokens(sim, tmp_path, monk
     assert st["token_issues"] == 1 and st["auth_failures"] == 0
 
 
-def test_token_deadline_rules(monkeypatch):
-    from finder.client._token import ASSUMED_LIFETIME, Token, deadline_for
+def test_token_lifetime_rules(monkeypatch):
+    from finder.client._token import ASSUMED_LIFETIME, Token, lifetime_clock
 
     issued = 1_900_000_000.0                                         # 2030-03-17, wall clock
     kiwoom = dt.datetime.fromtimestamp(issued + 86400, KST)
-    assert deadline_for(kiwoom, issued) == issued + 86400           # Kiwoom's clock is the wall clock
+    assert lifetime_clock(kiwoom, issued) == ("wall", 86400)         # Kiwoom's clock is the wall clock
     past = dt.datetime(2025, 11, 29, 20, 30, tzinfo=KST)            # a simulator frozen at 2025-11-28 20:30
     monkeypatch.setenv("FINDER_NOW", SIM_NOW)
-    assert deadline_for(past, issued) == pytest.approx(issued + 86400)
+    assert lifetime_clock(past, issued) == ("finder", 86400)
     monkeypatch.setenv("FINDER_NOW", "2025-12-05T00:00:00+09:00")    # no clock explains it
-    assert deadline_for(past, issued) == issued + ASSUMED_LIFETIME
+    assert lifetime_clock(past, issued) == ("assumed", ASSUMED_LIFETIME)
+    # A wall-clock token ignores FINDER_NOW, however far ahead it is.
     t = Token("v", kiwoom, issued=issued)
+    monkeypatch.setenv("FINDER_NOW", "2031-01-01T00:00:00+09:00")
     assert t.fresh(now=issued + 3600) and not t.fresh(now=issued + 86400 - 60)
     again = Token.from_json(t.to_json().decode())
-    assert (again.value, again.deadline, again.issued) == ("v", t.deadline, t.issued)
+    assert (again.value, again.clock, again.lifetime, again.issued) == ("v", "wall", 86400, issued)
+    # A finder-clock token follows FINDER_NOW (a simulator moved forward with it).
+    monkeypatch.setenv("FINDER_NOW", SIM_NOW)
+    sim_token = Token("s", past, issued=issued)
+    assert sim_token.clock == "finder" and sim_token.fresh()
+    monkeypatch.setenv("FINDER_NOW", "2025-12-01T20:30:00+09:00")
+    assert not sim_token.fresh()
 
 
 # -- two processes, one app key, different cache folders --------------------------------------------------

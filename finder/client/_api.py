@@ -122,7 +122,7 @@ class KiwoomClient:
     Example::
 
         >>> from finder.client import KiwoomClient
-        >>> raw = KiwoomClient()                              # KIWOOM_APPKEY / KIWOOM_SECRETKEY
+        >>> raw = KiwoomClient()                              # doctest: +SKIP
         >>> raw.get_ohlcv("005930", 220, "2025-10-01")        # doctest: +SKIP
         >>> data, headers = raw.request("ka10099", "/api/dostk/stkinfo", {"mrkt_tp": "0"})  # doctest: +SKIP
     """

@@ -8,11 +8,13 @@ around issuing it: a process re-issues only when the shared token has expired
 (or is about to) or has just been rejected, and after taking the lock it
 first checks whether another process already replaced it.
 
-Lifetimes are **real time**: ``FINDER_NOW`` moves finder's calendar, never a
-token's life (a clock override a day ahead used to re-issue on every
-request).  ``expires_dt`` is ``YYYYMMDDHHMMSS`` in Seoul time with no offset;
-it is parsed as KST and turned into a wall-clock deadline once, at issue
-(:func:`deadline_for`).
+Lifetimes are **real time**: against Kiwoom (whose clock is the wall clock)
+``FINDER_NOW`` moves finder's calendar, never a token's life (a clock
+override a day ahead used to re-issue on every request).  Only a server
+whose ``expires_dt`` is already past by the wall clock (a simulator frozen in
+the past) is measured on finder's clock (:func:`lifetime_clock`).
+``expires_dt`` is ``YYYYMMDDHHMMSS`` in Seoul time with no offset; it is
+parsed as KST.
 
 When the token file cannot be written or locked (a read-only, full or unsafe
 state folder), the token is kept in this process only and a warning says so
@@ -47,52 +49,68 @@ def parse_expires_dt(text: str) -> _dt.datetime:
     return _dt.datetime.strptime(text.strip(), "%Y%m%d%H%M%S").replace(tzinfo=calendar.KST)
 
 
-def deadline_for(expires: _dt.datetime, issued_at: float) -> float:
-    """The wall-clock time (epoch seconds) until which a token issued at ``issued_at`` is used.
+def lifetime_clock(expires: _dt.datetime, issued_at: float) -> tuple[str, float]:
+    """Which clock a token issued at ``issued_at`` lives on, and its lifetime in seconds.
 
-    Kiwoom's clock is the wall clock, so ``expires_dt`` itself is the deadline.
-    A server whose clock is elsewhere (a simulator frozen in the past, whose
-    clock ``FINDER_NOW`` mirrors) issues an ``expires_dt`` already past by the
-    wall clock: its lifetime is then measured on finder's clock and counted
-    from ``issued_at``.  When neither clock explains it, the token is used for
-    ``ASSUMED_LIFETIME``; a refusal (3 / 8005) re-issues it earlier anyway.
+    * ``"wall"``: Kiwoom's clock is the wall clock, so ``expires_dt`` is a
+      wall-clock deadline, whatever ``FINDER_NOW`` says (an override days
+      ahead must not re-issue on every request).
+    * ``"finder"``: ``expires_dt`` is already past by the wall clock but not by
+      finder's clock: a simulator whose clock ``FINDER_NOW`` mirrors (frozen
+      in the past, moved by tests).  Its lifetime is measured on that clock.
+    * ``"assumed"``: no clock explains it; the token is used for
+      ``ASSUMED_LIFETIME`` of wall time.  A refusal (3 / 8005) re-issues it
+      earlier in every case.
     """
-    if expires.timestamp() > issued_at:
-        return expires.timestamp()
+    left = expires.timestamp() - issued_at
+    if left > 0:
+        return "wall", left
     left = (expires - calendar.now()).total_seconds()
-    return issued_at + (left if left > 0 else ASSUMED_LIFETIME)
+    if left > 0:
+        return "finder", left
+    return "assumed", ASSUMED_LIFETIME
 
 
 class Token:
-    """A token value, Kiwoom's ``expires_dt`` and the wall-clock window it is used in."""
+    """A token value, Kiwoom's ``expires_dt``, and the clock its lifetime is measured on."""
 
-    __slots__ = ("value", "expires", "issued", "deadline")
+    __slots__ = ("value", "expires", "issued", "clock", "lifetime")
 
     def __init__(self, value: str, expires: _dt.datetime, issued: float | None = None,
-                 deadline: float | None = None) -> None:
+                 clock: str | None = None, lifetime: float | None = None) -> None:
         self.value = value
         self.expires = expires
         self.issued = time.time() if issued is None else issued
-        self.deadline = deadline_for(expires, self.issued) if deadline is None else deadline
+        if clock is None or lifetime is None:
+            clock, lifetime = lifetime_clock(expires, self.issued)
+        self.clock, self.lifetime = clock, lifetime
+
+    def seconds_left(self, now: float | None = None) -> float:
+        """Seconds until expiry on the token's clock (``now``: wall time, for the wall and assumed clocks)."""
+        if self.clock == "finder":
+            return (self.expires - calendar.now()).total_seconds()
+        now = time.time() if now is None else now
+        end = self.expires.timestamp() if self.clock == "wall" else self.issued + self.lifetime
+        return end - now
 
     def fresh(self, now: float | None = None) -> bool:
-        """Usable now (wall clock), renewal margin kept: 5 minutes, or a tenth of a short lifetime."""
-        now = time.time() if now is None else now
-        margin = min(RENEW_MARGIN, max(0.0, self.deadline - self.issued) / 10)
-        return now < self.deadline - margin
+        """Usable now, renewal margin kept: 5 minutes, or a tenth of a short lifetime."""
+        return self.seconds_left(now) > min(RENEW_MARGIN, self.lifetime / 10)
 
     def to_json(self) -> bytes:
-        return json.dumps({"token": self.value, "expires": self.expires.isoformat(),
-                           "issued": self.issued, "deadline": self.deadline}).encode()
+        return json.dumps({"token": self.value, "expires": self.expires.isoformat(), "issued": self.issued,
+                           "clock": self.clock, "lifetime": self.lifetime}).encode()
 
     @classmethod
     def from_json(cls, text: str) -> "Token":
         data = json.loads(text)
+        if data["clock"] not in ("wall", "finder", "assumed"):
+            raise ValueError("unknown clock")
         return cls(str(data["token"]), _dt.datetime.fromisoformat(data["expires"]), float(data["issued"]),
-                   float(data["deadline"]))
+                   data["clock"], float(data["lifetime"]))
 
     def __repr__(self) -> str:  # never show the token itself
-        return f"Token(expires={self.expires.isoformat()})"
+        return f"Token(expires={self.expires.isoformat()}, clock={self.clock})"
 
 
 Issuer = Callable[[], Token]
