@@ -6,5 +6,6 @@
 """
 
 from ._api import DailyWalk, KiwoomAPI, parse_markets
+from ._reply import Reply
 
-__all__ = ["KiwoomAPI", "DailyWalk", "parse_markets"]
+__all__ = ["KiwoomAPI", "DailyWalk", "Reply", "parse_markets"]

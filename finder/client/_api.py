@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -76,6 +77,7 @@ from .._models import (
 from .._paths import cache_dir as default_cache_dir, state_dir
 from . import _secrets, _stats
 from ._parse import daily_rows_to_frame, finish_bars, is_blank_row, number
+from ._reply import Reply
 from ._ratelimit import FileRateLimiter, MemoryRateLimiter
 from ._token import FileTokenStore, MemoryTokenStore, Token, parse_expires_dt
 
@@ -214,6 +216,11 @@ class KiwoomAPI:
         return f"KiwoomAPI(base_url={self.base_url!r}, mode={mode!r}, cache={self.cache})"
 
     @property
+    def raw(self) -> "KiwoomAPI":
+        """The raw (uncached) client under this object; ``request`` lives there."""
+        return self
+
+    @property
     def identity(self) -> str:
         """A non-secret name for the data source, e.g. for cache keys: the host and mode, never the key."""
         return "simulator" if self.simulated else self.base_url
@@ -235,13 +242,32 @@ class KiwoomAPI:
         log.info("issued a Kiwoom token (expires %s KST)", expiry.strftime("%Y-%m-%d %H:%M"))
         return Token(str(token), expiry)
 
-    def _request(self, api_id: str, body: dict, cont_key: str | None = None, *, auth: bool = True) -> tuple[dict, httpx.Headers]:
+    def request(self, api_id: str, path: str, body: dict, headers: dict[str, str] | None = None) -> Reply:
+        """POST one Kiwoom operation; return its decoded JSON and response headers as a :class:`Reply`.
+
+        For operations finder does not model.  The request is paced, retried
+        and authenticated like every other call; a non-zero ``return_code``
+        raises the matching ``finder.APIError`` subclass.  ``headers`` adds
+        request headers such as ``cont-yn`` / ``next-key`` for paging; it may
+        not set ``authorization`` or ``api-id``.
+
+        Example::
+
+            >>> data, headers = api.request("ka10099", "/api/dostk/stkinfo", {"mrkt_tp": "0"})  # doctest: +SKIP
+            >>> headers.get("cont-yn"), len(data["list"])                                         # doctest: +SKIP
+        """
+        api_id, path, body, extra = _check_request(api_id, path, body, headers)
+        data, resp_headers = self._request(api_id, body, path=path, extra=extra)
+        return Reply(data, {k.lower(): v for k, v in resp_headers.items()})
+
+    def _request(self, api_id: str, body: dict, cont_key: str | None = None, *, auth: bool = True,
+                 path: str | None = None, extra: dict[str, str] | None = None) -> tuple[dict, httpx.Headers]:
         """POST one request with pacing, retries and one token re-issue; return (json, response headers)."""
-        path = API_PATHS[api_id]
+        path = path or API_PATHS[api_id]
         payload = json.dumps(body, ensure_ascii=False).encode()
         attempt, reissued = 0, False
         while True:
-            headers = {"Content-Type": CONTENT_TYPE, H_API_ID: api_id}
+            headers = {"Content-Type": CONTENT_TYPE, **(extra or {}), H_API_ID: api_id}
             token = None
             if auth:
                 token = self._tokens.get(self._issue_token)
@@ -483,6 +509,32 @@ class KiwoomAPI:
         from ._rank import get_top_traded
 
         return get_top_traded(self, market, limit, exchange=exchange, managed=managed)
+
+
+_API_ID_RE = re.compile(r"[a-z]{2}\d{5}")
+
+
+def _check_request(api_id: Any, path: Any, body: Any, headers: Any) -> tuple[str, str, dict, dict[str, str]]:
+    """Validate ``request``'s arguments before anything is sent."""
+    if not isinstance(api_id, str) or not _API_ID_RE.fullmatch(api_id.strip()):
+        raise InvalidInputError(f"api_id={api_id!r} is not a Kiwoom api-id such as 'ka10081'")
+    if not isinstance(path, str) or not path.startswith("/") or "://" in path:
+        raise InvalidInputError(f"path={path!r} must be a path on the API host, e.g. '/api/dostk/chart'")
+    if not isinstance(body, dict):
+        raise InvalidInputError(f"body={body!r} must be a dict (it is sent as the JSON body)")
+    try:
+        json.dumps(body, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"body cannot be sent as JSON: {exc}") from None
+    extra: dict[str, str] = {}
+    if headers is not None:
+        if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+            raise InvalidInputError(f"headers={headers!r} must be a dict of str to str")
+        for k, v in headers.items():
+            if k.strip().lower() in (H_AUTH, H_API_ID):
+                raise InvalidInputError(f"headers may not set {k!r}: the client sets it")
+            extra[k.strip().lower()] = v
+    return api_id.strip(), path, body, extra
 
 
 def parse_markets(market: Any) -> list[str]:
