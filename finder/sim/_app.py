@@ -17,6 +17,11 @@ Guarantees (facts from ``shared/kiwoom-api.md``):
   ``cont-yn: Y`` (forever, as measured).
 * ka10099 stock list (current listings only) and ka10095 watchlist quotes
   (``|``-joined codes, at most 100, signed prices, ``base_pric``).
+* ka20006 index daily bars (``inds_cd`` 001/101/201, levels x100 signed by
+  direction, 600 rows a page, no row after the clock, today's row live while
+  open; other codes give one blank row) and ka10032 traded-value ranking
+  (``/api/dostk/rkinfo``, 100 rows a page, ``_NX``/``_AL`` suffixes for
+  ``stex_tp`` 2/3); both derived in ``_aggregates``.
 * Rate limit: a token bucket per (app key, api-id), ``rate`` requests per
   second with ``burst``; over it, HTTP 429 / return_code 5 / 1700.
 * Control paths ``/_sim/...`` are answered here too, and never count as API
