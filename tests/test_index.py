@@ -158,3 +158,21 @@ def test_plan_is_pure_and_minimal():
     assert _index_bars.plan(st, f, f, 4) == ("deepen", 600)
     assert _index_bars.plan(_index_bars.Stored(bars, True), f, f, 4) == ("hit", None)
     assert _index_bars.plan(_index_bars.Stored(bars.iloc[:2], False), f, f, 2) == ("extend", pd.Timestamp("2025-11-27"))
+
+
+def test_cache_refresh_keeps_index_bars_current(sim, sim_market, tmp_path, monkeypatch):
+    with client(sim, tmp_path / "cache") as api:
+        _index_bars.get_index("KOSPI200", 50, None, client=api)
+        sim.advance_sessions(1)
+        monkeypatch.setenv("FINDER_NOW", sim.app.clock.now().isoformat())
+        sim.reset_stats()
+        out = finder.cache.refresh(client=api, progress=False)
+        assert out["indices"] == 1 and out["indices_failed"] == 0
+        assert _n(sim) == 1
+        df = _index_bars.get_index("KOSPI200", 50, None, client=api)
+        assert _n(sim) == 1  # served from what the refresh stored
+    s = index_series(sim_market, "201")
+    new_day = pd.Timestamp(sim.app.clock.now().date())
+    assert df.index[-1] == new_day
+    assert df["close"].iloc[-1] == pytest.approx(s.c[np.searchsorted(s.dates, np.datetime64(new_day.date()))],
+                                                 abs=0.006)

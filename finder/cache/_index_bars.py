@@ -236,7 +236,11 @@ def _bar_frame(bar: dict, session: pd.Timestamp) -> pd.DataFrame:
 
 
 def refresh(client) -> dict[str, int]:
-    """Extend every stored index to the newest final session (one request each); returns counts."""
+    """Extend every stored index to the newest final session (one request each when behind).
+
+    Returns ``{"indices": refreshed, "indices_failed": failed}``; called by
+    ``finder.cache.refresh`` (``_refresh.refresh``).
+    """
     folder = _dir(client.cache_root)
     final = calendar.latest_final_session()
     done = failed = 0
@@ -251,7 +255,7 @@ def refresh(client) -> dict[str, int]:
         except KiwoomError as exc:
             log.warning("index %s: refresh failed (%s)", names[0], exc)
             failed += 1
-    return {"indices": done, "failed": failed}
+    return {"indices": done, "indices_failed": failed}
 
 
 def _codes() -> dict[str, str]:
