@@ -138,7 +138,7 @@ class KiwoomAPI:
 
     def __init__(self, *, client: Any = None) -> None:
         if client is None:
-            from .client import KiwoomAPI as _Client
+            from ._cached import KiwoomAPI as _Client
 
             key, secret, base = credentials_from_env()
             client = _Client(key, secret, base)
