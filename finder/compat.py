@@ -176,8 +176,8 @@ class KiwoomAPI:
 
     # -- bars ------------------------------------------------------------------------------
     def _base_dt(self, base_dt: Any) -> pd.Timestamp | None:
-        if base_dt is None:
-            return None
+        if base_dt is None or (isinstance(base_dt, str) and not base_dt.strip()):
+            return None  # the old callers' "latest" (None, or an empty string from a query parameter)
         when = calendar.parse_date(base_dt, "base_dt")
         # The old class passed a future date through and got the latest bars; its callers rely on that.
         return None if when > calendar.today() else when
