@@ -227,11 +227,17 @@ class KiwoomAPI:
         with self._names_lock:
             if self._names_day == today:
                 return
+            from filelock import FileLock
+
+            from ._paths import ensure_private_dir, state_dir
             from .data import get_stock_list
 
-            # The stock list is cached on disk for the day and shared by every process:
-            # a worker's first call reads it, it does not request it.
-            frame = get_stock_list(_NAME_MARKETS, client=self._client)
+            # The stock list is cached on disk for the day and shared by every process: a
+            # worker's first call reads it.  The lock makes a cold start single-flight, so
+            # four workers starting together fetch it once, not four times.
+            locks = ensure_private_dir(state_dir(self._client.cache_root) / "locks")
+            with FileLock(str(locks / "compat-stock-list.lock")):
+                frame = get_stock_list(_NAME_MARKETS, client=self._client)
             self._by_code = dict(zip(frame["code"], frame["name"]))
             self._by_name = {str(n).replace(" ", ""): c for c, n in zip(frame["code"], frame["name"])}
             self._shares = dict(zip(frame["code"], frame["shares"]))
