@@ -35,9 +35,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import pandas as pd
 
 from . import _validate, calendar
@@ -102,6 +104,27 @@ def credentials_from_env() -> tuple[str | None, str | None, str | None]:
         raise InvalidInputError(f"the API host is set to Kiwoom's ({base}) but no app key is set (KIWOOM_APPKEY / "
                                 "KIWOOM_SECRETKEY or APP_KEY / APP_SECRET); refusing to serve simulated data")
     return key, secret, base
+
+
+_DAY_TEXT: "OrderedDict[bytes, np.ndarray]" = OrderedDict()
+_DAY_TEXT_LOCK = threading.Lock()
+
+
+def _yyyymmdd(index: pd.DatetimeIndex) -> np.ndarray:
+    """``YYYYMMDD`` strings of a date index, memoized: the same few hundred session ranges repeat
+    for every stock on a hot path, and formatting dates costs more than the cache hit itself."""
+    key = index.asi8.tobytes()
+    with _DAY_TEXT_LOCK:
+        hit = _DAY_TEXT.get(key)
+        if hit is not None:
+            _DAY_TEXT.move_to_end(key)
+            return hit
+    text = np.char.replace(np.datetime_as_string(index.values.astype("datetime64[D]")), "-", "").astype(object)
+    with _DAY_TEXT_LOCK:
+        _DAY_TEXT[key] = text
+        if len(_DAY_TEXT) > 256:
+            _DAY_TEXT.popitem(last=False)
+    return text
 
 
 def _empty_ohlcv() -> pd.DataFrame:
@@ -215,9 +238,9 @@ class KiwoomAPI:
         except KiwoomError as exc:
             _report_once("failed", code, "finder.compat: fetching %s failed (%s); returning an empty frame", code, exc)
             return _empty_ohlcv()
-        out = bars.reset_index()
-        out["date"] = out["date"].dt.strftime("%Y%m%d")
-        return out[OHLCV_COLUMNS].reset_index(drop=True)
+        out = bars[OHLCV_COLUMNS[1:]].reset_index(drop=True)
+        out.insert(0, "date", _yyyymmdd(bars.index).copy())  # the memo is shared: hand out a copy
+        return out
 
     # -- names --------------------------------------------------------------------------------
     def _load_names(self) -> None:
