@@ -294,25 +294,17 @@ class KiwoomAPI:
         cut-off.  A failed fetch gives ``[]`` (logged).
         """
         from .cache import _snapshots
-        from .client._rank import rank_body
 
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidInputError(f"limit={limit!r} must be a whole number >= 1")
-        body = rank_body(market, "KRX", False)  # validates market
-        mkt = market.strip().upper()
-
-        def fetch() -> list[dict]:
-            frame = self._client.get_top_traded(mkt, exchange="KRX")
-            return [{"code": c, "value": int(v)} for c, v in zip(frame["code"], frame["value"])]
-
         try:
-            rows = _snapshots.cached(self._client.cache_root, "ka10032", f"{body['mrkt_tp']}-1-0", fetch)
-        except (AuthenticationError, CacheError):
+            frame = _snapshots.top_traded(self._client, market, "KRX")
+        except (AuthenticationError, CacheError, InvalidInputError):
             raise
         except KiwoomError as exc:
-            _report_once("rank", mkt, "finder.compat: the %s ranking could not be fetched (%s)", mkt, exc)
+            _report_once("rank", str(market), "finder.compat: the %s ranking could not be fetched (%s)", market, exc)
             return []
-        return [r["code"] for r in rows[:limit]]
+        return frame["code"].iloc[:limit].tolist()
 
     def get_stock_quote(self, code: str) -> dict:
         """Today's quote: ``current_price``, ``change_rate`` (percent), ``volume``, ``market_cap`` (KRW).

@@ -284,7 +284,21 @@ def test_get_stock_quote(api, sim, sim_market):
 
 
 # -- the cache -----------------------------------------------------------------------------------------------
-def test_clear_and_stats(api, sim, sim_market):
+def test_clear_ohlcv_cache(api, sim, sim_market):
+    a = _stock(sim_market)
+    b = next(c for c in sim_market.codes if c != a and sim_market.info(c).market == "KOSPI"
+             and sim_market.info(c).listed < pd.Timestamp("2018-01-01") and sim_market.info(c).delisted is None)
+    api.get_ohlcv(a, 50, "20251001")
+    api.get_ohlcv(b, 50, "20251001")
+    sim.reset_stats()
+    assert api.clear_ohlcv_cache(a) is None
+    api.get_ohlcv(b, 50, "20251001")
+    assert _n(sim, "ka10081") == 0  # the other stock is still cached
+    api.get_ohlcv(a, 50, "20251001")
+    assert _n(sim, "ka10081") >= 1  # cleared: fetched again
+
+
+def test_get_ohlcv_cache_stats(api, sim, sim_market):
     code = _stock(sim_market)
     api.get_ohlcv(code, 50, "20251001")
     stats = api.get_ohlcv_cache_stats()

@@ -82,5 +82,25 @@ def _read(path: Path) -> dict | None:
         return None
 
 
+def top_traded(client, market: str = "ALL", exchange: str = "KRX") -> "pd.DataFrame":
+    """Today's traded-value ranking (ka10032, every page) for ``market``, through the day snapshot.
+
+    Same frame as ``KiwoomClient.get_top_traded``; reused for the live TTL
+    while the market is open, kept after the cut-off.
+
+    Example::
+
+        >>> top_traded(finder.data.default_client(), "KOSPI").code.head(20).tolist()  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    from ..client._rank import RANK_COLUMNS, rank_body
+
+    body = rank_body(market, exchange, False)  # validates before anything is read or sent
+    rows = cached(client.cache_root, "ka10032", f"{body['mrkt_tp']}-{body['stex_tp']}-0",
+                  lambda: client.get_top_traded(market, exchange=exchange).to_dict("records"))
+    return pd.DataFrame(rows, columns=RANK_COLUMNS)
+
+
 def clear(root: Path) -> None:
     shutil.rmtree(_dir(Path(root)), ignore_errors=True)
