@@ -178,3 +178,16 @@ def test_cache_refresh_keeps_index_bars_current(sim, sim_market, tmp_path, monke
     assert df.index[-1] == new_day
     assert df["close"].iloc[-1] == pytest.approx(s.c[np.searchsorted(s.dates, np.datetime64(new_day.date()))],
                                                  abs=0.006)
+
+
+def test_deepening_past_the_first_bar_marks_the_start(sim, sim_market, tmp_path):
+    s = index_series(sim_market, "001")
+    first = pd.Timestamp(s.dates[0])
+    with client(sim, tmp_path / "cache") as api:
+        # Ask for more bars than exist before an early date: the history is complete, and says so.
+        early = first + pd.Timedelta(days=40)
+        df = _index_bars.get_index("KOSPI", 500, early, client=api)
+        n = _n(sim)
+        again = _index_bars.get_index("KOSPI", 500, early, client=api)
+        assert _n(sim) == n  # complete history known: no further request
+    assert df.index[0] == first and len(df) == len(again) == int((s.dates <= np.datetime64(early.date())).sum())

@@ -40,7 +40,7 @@ import pandas as pd
 from filelock import FileLock
 
 from .. import _validate, calendar
-from .._exceptions import KiwoomError
+from .._exceptions import KiwoomError, StockNotFoundError
 from .._models import DAILY_PAGE_SIZE
 from .._paths import state_dir, write_private_file
 from ..client._index import index_code, index_name, index_walk
@@ -205,7 +205,10 @@ def _step(client, name: str, code: str, stored: Stored | None, final: pd.Timesta
         return merge(stored, bars[bars.index <= final], start, code)
     # deepen: walk from the session before the stored start
     before = calendar.previous_session(stored.bars.index[0])
-    bars, start = index_walk(client, name, before, arg)
+    try:
+        bars, start = index_walk(client, name, before, arg)
+    except StockNotFoundError:  # nothing older at all: the stored history is the whole history
+        return Stored(stored.bars, True)
     joined = pd.concat([bars[bars.index < stored.bars.index[0]], stored.bars])
     return Stored(joined, start)
 
