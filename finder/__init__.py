@@ -71,6 +71,7 @@ _LAZY = {
     "plot": ("finder.plots", None),
     "scan": ("finder.analysis.scan", "scan"),
     "backtest": ("finder.analysis.backtest", "backtest"),
+    "get_index": ("finder.cache._index_bars", "get_index"),
 }
 
 

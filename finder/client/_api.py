@@ -405,6 +405,36 @@ class KiwoomClient:
         out = pd.concat(frames, ignore_index=True) if frames else _stock_items_to_frame([], "")
         return out.drop_duplicates("code", keep="first").reset_index(drop=True)
 
+    # -- ka20006 / ka10032 (see finder.client._index and _rank) -----------------------
+    def get_index_bars(self, name: str, count: int = 220, base_dt: Any = None) -> pd.DataFrame:
+        """Index bars (ka20006) for ``'KOSPI'``, ``'KOSDAQ'`` or ``'KOSPI200'``, straight from the server.
+
+        Same frame as ``get_ohlcv``; levels in points (2521.27).  Cached:
+        ``finder.get_index``.
+
+        Example::
+
+            >>> api.get_index_bars("KOSPI", 20, "2025-10-01").close.iloc[-1]  # doctest: +SKIP
+        """
+        from ._index import get_index_bars, index_name
+
+        name = index_name(name)
+        count = _validate.count(count)
+        when = _validate.base_dt(base_dt)
+        return get_index_bars(self, name, count, when if when is not None else calendar.today())
+
+    def get_top_traded(self, market: str = "ALL", limit: int | None = None, *, exchange: str = "KRX",
+                       managed: bool = False) -> pd.DataFrame:
+        """Today's traded-value ranking (ka10032); see ``finder.client._rank``.
+
+        Example::
+
+            >>> api.get_top_traded("KOSPI", 20).code.tolist()  # doctest: +SKIP
+        """
+        from ._rank import get_top_traded
+
+        return get_top_traded(self, market, limit, exchange=exchange, managed=managed)
+
 
 _API_ID_RE = re.compile(r"[a-z]{2}\d{5}")
 
