@@ -301,13 +301,10 @@ def test_processes_paging_together_stay_under_the_limit(make_sim, tmp_path, sim_
     # Kiwoom-like limit: 5/s with a burst of 2. Two processes pacing at 4/s between them.
     s = make_sim(rate=5.0, burst=2)
     codes = [c for c in sim_market.codes if sim_market.info(c).listed < pd.Timestamp("2020-01-01")][:5]
-    t0 = time.time()
     _spawn_workers(s, tmp_path, codes, n_proc=2, rate=4.0, count=700)  # 2 pages per code
-    elapsed = time.time() - t0
     st = s.stats()
     assert st["requests"]["ka10081"] == 2 * len(codes) * 2
     assert st["total_rate_limited"] == 0, st
-    assert elapsed > 0  # the point is the zero above; timing is reported by bench/, not asserted
 
 
 def test_client_without_credentials_uses_the_in_process_simulator(monkeypatch, tmp_path, caplog):
