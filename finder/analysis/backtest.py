@@ -681,7 +681,7 @@ def _tqdm() -> Any:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="IProgress not found")
-        from tqdm.auto import tqdm
+        from .._progress import progress as tqdm  # widget, terminal or a one-line log
 
     return tqdm
 
