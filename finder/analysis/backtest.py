@@ -537,6 +537,12 @@ class BacktestResult:
         return (self.trades.groupby(["horizon", "exit_reason"]).size().unstack(fill_value=0)
                 if len(self.trades) else pd.DataFrame())
 
+    def stats(self, risk_free: float = 0.0, benchmark: Any = "default") -> pd.DataFrame:
+        """Per horizon: return, risk, drawdown, trade and benchmark statistics (formulas: ``finder.analysis.stats``)."""
+        from .stats import result_stats
+
+        return result_stats(self, risk_free=risk_free, benchmark=benchmark)
+
     def plot(self, horizon: int | None = None) -> "Figure":
         """Equity and drawdown, return distribution and win rate per horizon; returns the Figure."""
         from ..plots.backtest import plot_backtest
