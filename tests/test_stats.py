@@ -150,3 +150,20 @@ def test_bad_benchmark_is_refused():
     res, _ = _hand_backtest()
     with pytest.raises(InvalidInputError):
         res.stats(benchmark=[1, 2, 3])
+
+
+def test_plot_draws_the_benchmark_next_to_the_equity_curve():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    res, idx = _hand_backtest()
+    bench = pd.Series(np.linspace(100, 107, len(idx)), index=idx, name="KOSPI")
+    fig = res.plot(benchmark=bench)
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
+    label = next(k for k in lines if "benchmark" in k)
+    eq_index = res.equity_for(2).index
+    b = bench.reindex(eq_index) / bench.shift(1).reindex(eq_index)
+    want = np.cumprod(b.fillna(1.0).to_numpy())
+    np.testing.assert_allclose(lines[label].get_ydata(), want, rtol=1e-12)
+    none = res.plot(benchmark=None)
+    assert not any("benchmark" in ln.get_label() for ln in none.axes[0].get_lines())

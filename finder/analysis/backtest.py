@@ -543,11 +543,11 @@ class BacktestResult:
 
         return result_stats(self, risk_free=risk_free, benchmark=benchmark)
 
-    def plot(self, horizon: int | None = None) -> "Figure":
-        """Equity and drawdown, return distribution and win rate per horizon; returns the Figure."""
+    def plot(self, horizon: int | None = None, benchmark: Any = "default") -> "Figure":
+        """Equity (with the benchmark index) and drawdown, return distribution and win rate; returns the Figure."""
         from ..plots.backtest import plot_backtest
 
-        return plot_backtest(self, horizon=horizon)
+        return plot_backtest(self, horizon=horizon, benchmark=benchmark)
 
     def __repr__(self) -> str:
         p = self.params

@@ -438,7 +438,11 @@ def _check_common(grid: Any, screen: Any, horizons: Any, entry: Any, take_profit
     for cfg, row in zip(cfgs, rows):
         if cfg.screen_key not in screens:
             kw = {k: v for k, v in row.items() if k not in TRADE_PARAMS}
-            scr = as_screen(factory(**kw))
+            try:
+                built = factory(**kw)
+            except TypeError as exc:  # an unknown or missing keyword of the screen function
+                raise InvalidInputError(f"the screen does not take the grid parameters {sorted(kw)}: {exc}") from exc
+            scr = as_screen(built)
             _check_lookback(lookback, scr)
             screens[cfg.screen_key] = scr
             # what the standalone backtest records: the preset name when called with defaults, else repr
