@@ -45,6 +45,7 @@ __all__ = [
     "get_stock_list",
     "scan",
     "backtest",
+    "sweep",
     "cache",
     "calendar",
     "indicators",
@@ -69,6 +70,7 @@ _LAZY = {
     "plot": ("finder.plots", None),
     "scan": ("finder.analysis.scan", "scan"),
     "backtest": ("finder.analysis.backtest", "backtest"),
+    "sweep": ("finder.analysis.sweep", "sweep"),
 }
 
 
