@@ -113,7 +113,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from .analysis.scan import scan
+    from .analysis.scanner import scan
 
     result = scan(args.date, universe=args.universe, conditions=args.preset, top=args.top)
     attrs = result.attrs

@@ -182,7 +182,7 @@ def test_bad_market_or_preset_is_a_usage_error(capsys):
 
 
 def test_scan_csv_opens_in_excel_with_hangul(tmp_path, monkeypatch, capsys):
-    import finder.analysis.scan as scan_mod
+    import finder.analysis.scanner as scan_mod
 
     picks = pd.DataFrame({"code": ["005930"], "name": ["삼성전자"], "market": ["KOSPI"], "close": [71500.0],
                           "change_pct": [1.5], "value": [3.2e11], "score": [3.0], "signals": [3]})
