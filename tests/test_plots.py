@@ -138,6 +138,18 @@ def test_the_hangul_font_comes_from_finders_own_dependency():
     assert "koreanize_matplotlib" not in sys.modules  # its __init__ would set rcParams globally
 
 
+def _sweep_heatmap():
+    from types import SimpleNamespace
+
+    from finder.plots.sweep import plot_heatmap
+
+    table = pd.DataFrame({"screen": ["모멘텀", "모멘텀", "거래량 급증", "거래량 급증"], "take_profit": [0.05, 0.1] * 2,
+                          "sharpe": [0.4, 1.1, -0.2, 0.3]})
+    sweep = SimpleNamespace(table=table, _grid_keys=["screen", "take_profit"],
+                            verdict=lambda: "4개 조합 중 최고: 모멘텀")
+    return plot_heatmap(sweep, "take_profit", "screen")
+
+
 def test_every_chart_renders_korean_names_without_missing_glyphs():
     before = {k: v for k, v in matplotlib.rcParams.items() if k.startswith("font.")}
     df = ohlcv(5)
@@ -148,6 +160,7 @@ def test_every_chart_renders_korean_names_without_missing_glyphs():
         "candles+marks": plot_candles(df, count=60, marks=res.trades, code="000001", title="000001  SK하이닉스"),
         "backtest": res.plot(),
         "tearsheet": ts.figure,
+        "sweep heatmap": _sweep_heatmap(),
     }
     figs["candles"].axes[0].annotate("외국인 순매수", (5, df["close"].iloc[-55]))  # text added after the fact
     for what, fig in figs.items():
