@@ -96,6 +96,13 @@ def test_tear_sheet_numbers_come_from_the_result():
     assert head.loc["max drawdown", "strategy"] == pytest.approx(res.equity["drawdown"].min())
     curve = benchmark_curve(bench, res.equity.index)
     assert head.loc["total return", "benchmark (KOSPI)"] == pytest.approx(curve.iloc[-1] - 1)
+    if hasattr(res, "stats"):  # CAGR and Sharpe are BacktestResult.stats()'s, for strategy and benchmark alike
+        from finder.analysis.stats import equity_stats
+
+        row = res.stats(benchmark=bench).loc[H]
+        assert head.loc["CAGR", "strategy"] == pytest.approx(row["cagr"])
+        assert head.loc["Sharpe", "strategy"] == pytest.approx(row["sharpe"])
+        assert head.loc["Sharpe", "benchmark (KOSPI)"] == pytest.approx(equity_stats(curve)["sharpe"])
     # best and worst: the extreme returns of that horizon, with Hangul names
     assert ts.best["return"].iloc[0] == pytest.approx(trades["return"].max())
     assert ts.worst["return"].iloc[0] == pytest.approx(trades["return"].min())
