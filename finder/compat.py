@@ -35,9 +35,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import pandas as pd
 
 from . import _validate, calendar
@@ -104,6 +106,27 @@ def credentials_from_env() -> tuple[str | None, str | None, str | None]:
     return key, secret, base
 
 
+_DAY_TEXT: "OrderedDict[bytes, np.ndarray]" = OrderedDict()
+_DAY_TEXT_LOCK = threading.Lock()
+
+
+def _yyyymmdd(index: pd.DatetimeIndex) -> np.ndarray:
+    """``YYYYMMDD`` strings of a date index, memoized: the same few hundred session ranges repeat
+    for every stock on a hot path, and formatting dates costs more than the cache hit itself."""
+    key = index.asi8.tobytes()
+    with _DAY_TEXT_LOCK:
+        hit = _DAY_TEXT.get(key)
+        if hit is not None:
+            _DAY_TEXT.move_to_end(key)
+            return hit
+    text = np.char.replace(np.datetime_as_string(index.values.astype("datetime64[D]")), "-", "").astype(object)
+    with _DAY_TEXT_LOCK:
+        _DAY_TEXT[key] = text
+        if len(_DAY_TEXT) > 256:
+            _DAY_TEXT.popitem(last=False)
+    return text
+
+
 def _empty_ohlcv() -> pd.DataFrame:
     return pd.DataFrame({"date": pd.Series(dtype="object"), "open": pd.Series(dtype="float64"),
                          "high": pd.Series(dtype="float64"), "low": pd.Series(dtype="float64"),
@@ -138,7 +161,7 @@ class KiwoomAPI:
 
     def __init__(self, *, client: Any = None) -> None:
         if client is None:
-            from .client import KiwoomAPI as _Client
+            from ._cached import KiwoomAPI as _Client
 
             key, secret, base = credentials_from_env()
             client = _Client(key, secret, base)
@@ -176,8 +199,8 @@ class KiwoomAPI:
 
     # -- bars ------------------------------------------------------------------------------
     def _base_dt(self, base_dt: Any) -> pd.Timestamp | None:
-        if base_dt is None:
-            return None
+        if base_dt is None or (isinstance(base_dt, str) and not base_dt.strip()):
+            return None  # the old callers' "latest" (None, or an empty string from a query parameter)
         when = calendar.parse_date(base_dt, "base_dt")
         # The old class passed a future date through and got the latest bars; its callers rely on that.
         return None if when > calendar.today() else when
@@ -215,9 +238,9 @@ class KiwoomAPI:
         except KiwoomError as exc:
             _report_once("failed", code, "finder.compat: fetching %s failed (%s); returning an empty frame", code, exc)
             return _empty_ohlcv()
-        out = bars.reset_index()
-        out["date"] = out["date"].dt.strftime("%Y%m%d")
-        return out[OHLCV_COLUMNS].reset_index(drop=True)
+        out = bars[OHLCV_COLUMNS[1:]].reset_index(drop=True)
+        out.insert(0, "date", _yyyymmdd(bars.index).copy())  # the memo is shared: hand out a copy
+        return out
 
     # -- names --------------------------------------------------------------------------------
     def _load_names(self) -> None:
@@ -227,11 +250,17 @@ class KiwoomAPI:
         with self._names_lock:
             if self._names_day == today:
                 return
+            from filelock import FileLock
+
+            from ._paths import ensure_private_dir, state_dir
             from .data import get_stock_list
 
-            # The stock list is cached on disk for the day and shared by every process:
-            # a worker's first call reads it, it does not request it.
-            frame = get_stock_list(_NAME_MARKETS, client=self._client)
+            # The stock list is cached on disk for the day and shared by every process: a
+            # worker's first call reads it.  The lock makes a cold start single-flight, so
+            # four workers starting together fetch it once, not four times.
+            locks = ensure_private_dir(state_dir(self._client.cache_root) / "locks")
+            with FileLock(str(locks / "compat-stock-list.lock")):
+                frame = get_stock_list(_NAME_MARKETS, client=self._client)
             self._by_code = dict(zip(frame["code"], frame["name"]))
             self._by_name = {str(n).replace(" ", ""): c for c, n in zip(frame["code"], frame["name"])}
             self._shares = dict(zip(frame["code"], frame["shares"]))

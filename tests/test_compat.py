@@ -151,6 +151,7 @@ def test_future_base_dt_means_latest(api, sim_market):
     latest = api.get_ohlcv(code, 30)
     future = api.get_ohlcv(code, 30, "20991231")
     pd.testing.assert_frame_equal(latest, future)
+    pd.testing.assert_frame_equal(latest, api.get_ohlcv(code, 30, ""))
     assert latest["date"].iloc[-1] == "20251128"
     assert api._last_ohlcv_leak is False
 

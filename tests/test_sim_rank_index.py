@@ -143,3 +143,26 @@ def test_index_is_cap_weighted_over_its_members(sim_market):
             w += cap
             r += cap * (st.c[i] / st.base[i] - 1)
     assert s.c[j] / s.c[j - 1] - 1 == pytest.approx(r / w, rel=1e-9)
+
+
+def test_replay_market_serves_an_equal_weighted_index():
+    from pathlib import Path
+
+    from finder.sim import ReplayMarket
+
+    sample = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "krx_daily_sample.csv.gz"
+    if not sample.exists():
+        pytest.skip(f"real KRX bars not found at {sample} (../shared/data next to the checkout)")
+    market = ReplayMarket.from_csv(sample)
+    s = index_series(market, "001")
+    assert not s.cap_weighted and len(s.members) == len(market.codes)
+    # Equal weights: each session's return is the plain mean of the members' close-to-reference returns.
+    j = len(s.dates) - 1
+    rets = []
+    for c in s.members:
+        st = market.stock(c)
+        i = int(np.searchsorted(st.dates, s.dates[j]))
+        if i < len(st.dates) and st.dates[i] == s.dates[j]:
+            rets.append(st.c[i] / st.base[i] - 1)
+    assert s.c[j] / s.c[j - 1] - 1 == pytest.approx(float(np.mean(rets)), rel=1e-9)
+    assert len(index_series(market, "101").dates) == 0  # every replayed stock is listed under KOSPI

@@ -103,7 +103,8 @@ def test_old_backend_under_uvicorn_workers(make_sim, tmp_path, capsys):
     sim = make_sim(rate=5.0, burst=2, credentials={APP_KEY: APP_SECRET})
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIWOOM_", "FINDER_"))}
     env.update({"APP_KEY": APP_KEY, "APP_SECRET": APP_SECRET, "API_BASE": sim.url,  # the old names
-                "FINDER_CACHE_DIR": str(tmp_path / "cache"), "FINDER_NOW": SIM_NOW, "FINDER_RATE": "4",
+                "FINDER_CACHE_DIR": str(tmp_path / "cache"), "FINDER_STATE_DIR": str(tmp_path / "state"),
+                "FINDER_NOW": SIM_NOW, "FINDER_RATE": "4",
                 "PYTHONPATH": os.pathsep.join([str(TESTS.parent), env.get("PYTHONPATH", "")])})
     scan = "/scan?market=KOSPI&limit=8&count=120"
     histories = ["/history/{code}?count=300&base_dt=20250901", "/history/{code}?count=700&base_dt=20240315"]

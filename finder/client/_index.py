@@ -88,7 +88,7 @@ def index_walk(api, name: str, base_dt: pd.Timestamp, count: int, stop_after: pd
     max_pages = count // DAILY_PAGE_SIZE + 3
     stop = stop_after.strftime("%Y%m%d") if stop_after is not None else None
     while True:
-        data, headers = api._request(API_INDEX, body, key)
+        data, headers = api._send(API_INDEX, body, key)
         pages += 1
         page = data.get(INDEX_LIST_KEY)
         real = [r for r in (page if isinstance(page, list) else []) if isinstance(r, dict) and not is_blank_row(r)]

@@ -75,7 +75,7 @@ def get_top_traded(api, market: str = "ALL", limit: int | None = None, *, exchan
     seen_codes: set[str] = set()
     key, seen_keys = None, set()
     for _ in range(MAX_PAGES):
-        data, headers = api._request(API_RANK, body, key)
+        data, headers = api._send(API_RANK, body, key)
         page = data.get(RANK_LIST_KEY)
         for it in page if isinstance(page, list) else []:
             if not isinstance(it, dict):

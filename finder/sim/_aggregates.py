@@ -10,7 +10,9 @@ of each stock's open, high and low returns (high/low widened to contain the
 open and close).  Levels start at ``START_LEVEL`` on the first session.
 Constituents: 001 KOSPI = every KOSPI stock, 101 KOSDAQ = every KOSDAQ
 stock, 201 KOSPI200 = the 200 KOSPI stocks with the largest median market cap
-(the larger half when there are fewer than 400).  ETFs are in no index.
+(median traded value when shares are unknown; the larger half when there are
+fewer than 400).  ETFs are in no index; a replay market lists every stock
+under KOSPI, so its KOSDAQ index has no rows (one blank row is served).
 
 Ranking (ka10032): the stocks of one market (KOSPI with its ETFs, KOSDAQ, or
 both) that traded in the newest session visible at ``now``, by traded value,
@@ -61,7 +63,8 @@ def members(market: Market, code: str) -> list[str]:
     if code == "201":
         def size(c: str) -> float:
             st = market.stock(c)
-            cap = st.base * st.shares
+            # market cap where listed shares are known; traded value otherwise (a replay market)
+            cap = st.base * st.shares if (st.shares > 0).any() else st.value
             return float(np.median(cap)) if len(cap) else 0.0
 
         n = min(KOSPI200_SIZE, max(1, len(out) // 2)) if len(out) < 2 * KOSPI200_SIZE else KOSPI200_SIZE
