@@ -155,3 +155,22 @@ def test_bad_arguments_are_refused_before_any_request(market_client, kw):
         sweep("momentum", args.pop("grid"), args.pop("start"), args.pop("end"), universe=["005930"],
               progress=False, **args)
     assert sim.stats()["requests"] == before
+
+
+def test_default_benchmark_is_the_market_index_from_get_index(market_client):
+    from finder.analysis.stats import benchmark_for_universe
+
+    assert [benchmark_for_universe(u) for u in ("KOSPI", "KOSDAQ", "KOSPI+KOSDAQ", ["005930"])] == \
+        ["KOSPI", "KOSDAQ", "KOSPI", "KOSPI"]
+    sim, market, connect = market_client
+    connect()
+    sessions = calendar.sessions_in_range("2025-09-01", "2025-10-31")[-12:]
+    codes, _ = _universe(market, sessions, n=8)
+    res = backtest(close > 0, sessions[0], sessions[-1], universe=codes, horizons=(3,), progress=False)
+    st = res.stats()
+    assert st.attrs["benchmark"] == "KOSPI"
+    eq = res.equity_for(3)
+    idx = finder.get_index("KOSPI", 60, eq.index[-1])["close"]
+    prev = idx.index[idx.index.get_loc(eq.index[0]) - 1]
+    assert st.loc[3, "benchmark_return"] == pytest.approx(idx.loc[eq.index[-1]] / idx.loc[prev] - 1, rel=1e-12)
+    assert np.isfinite(st.loc[3, "beta"]) and np.isfinite(st.loc[3, "information_ratio"])
