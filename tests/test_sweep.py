@@ -12,7 +12,7 @@ pytest.importorskip("finder.sim")
 
 import finder  # noqa: E402
 from finder import InvalidInputError, KiwoomAPI, calendar, data  # noqa: E402
-from finder.analysis import Screen, close, sma, volume_ratio, volume  # noqa: E402
+from finder.analysis import Condition, Screen, close, sma, volume_ratio, volume  # noqa: E402
 from finder.analysis.backtest import backtest  # noqa: E402
 from finder.analysis.sweep import sweep  # noqa: E402
 
@@ -45,6 +45,16 @@ def level_screen(min_close: float = 2_000, trend: int = 20, surge: float = 1.5) 
                   min_signals=1, name="level", params={"min_close": min_close, "trend": trend, "surge": surge})
 
 
+def level_screen_fn(min_close: float = 2_000) -> Screen:
+    """The same rules with the price threshold as a plain function of the bars: the per-session path."""
+    def price(bars):
+        return bars.close.iloc[-1] >= min_close
+
+    return Screen(filters=[Condition(price, "price")],
+                  signals=[(close > sma(close, 20)).named("trend"), (volume_ratio(volume, 5) >= 1.5).named("surge")],
+                  min_signals=1, name="level_fn", params={"min_close": min_close})
+
+
 def _universe(market, sessions, n=18):
     """Long-listed stocks, including one that splits inside the range (the price threshold must see it)."""
     codes = [c for c in market.codes if market.info(c).market != "ETF"
@@ -61,13 +71,14 @@ def _same(a, b):
     return a == b or (a is pd.NaT and b is pd.NaT)
 
 
-def test_every_row_equals_a_standalone_backtest_and_warm_makes_no_request(market_client):
+@pytest.mark.parametrize("builder,engine", [(level_screen, "range"), (level_screen_fn, "session")])
+def test_every_row_equals_a_standalone_backtest_and_warm_makes_no_request(market_client, builder, engine):
     sim, market, connect = market_client
     sessions = calendar.sessions_in_range("2025-09-01", "2025-10-31")[-16:]
     codes, split_code = _universe(market, sessions, n=14)
     grid = {"min_close": [2_000, 30_000], "take_profit": [None, 0.04], "max_picks": [None, 2]}
     connect("shared")
-    sw = sweep(level_screen, grid, sessions[0], sessions[-1], universe=codes, horizons=(1, 3), stop_loss=0.05,
+    sw = sweep(builder, grid, sessions[0], sessions[-1], universe=codes, horizons=(1, 3), stop_loss=0.05,
                benchmark=None, blocks=4, progress=False)
     assert len(sw.table) == 8 and list(sw.table.columns[:3]) == list(grid)
     assert (sw.table["trades"] > 0).all()
@@ -75,7 +86,7 @@ def test_every_row_equals_a_standalone_backtest_and_warm_makes_no_request(market
     # warm: a new client on the same disk cache (as after a kernel restart) asks the simulator nothing
     connect("shared")
     before = sim.stats()["requests"]
-    warm = sweep(level_screen, grid, sessions[0], sessions[-1], universe=codes, horizons=(1, 3), stop_loss=0.05,
+    warm = sweep(builder, grid, sessions[0], sessions[-1], universe=codes, horizons=(1, 3), stop_loss=0.05,
                  benchmark=None, blocks=4, progress=False)
     assert sim.stats()["requests"] == before
     pd.testing.assert_frame_equal(warm.table, sw.table, check_exact=True)
@@ -85,14 +96,14 @@ def test_every_row_equals_a_standalone_backtest_and_warm_makes_no_request(market
         kw = {"min_close": row["min_close"]}
         tp = row["take_profit"]
         mp = row["max_picks"]
-        ref = backtest(level_screen(**kw), sessions[0], sessions[-1], universe=codes, horizons=(1, 3),
+        ref = backtest(builder(**kw), sessions[0], sessions[-1], universe=codes, horizons=(1, 3),
                        take_profit=None if pd.isna(tp) else float(tp), stop_loss=0.05,
                        max_picks=None if pd.isna(mp) else int(mp), progress=False)
         mine = sw.backtest(i)
         pd.testing.assert_frame_equal(mine.trades, ref.trades, check_exact=True)
         pd.testing.assert_frame_equal(mine.picks, ref.picks, check_exact=True)
         pd.testing.assert_frame_equal(mine.equity, ref.equity, check_exact=True)
-        assert mine.params == ref.params
+        assert mine.params == ref.params and ref.params["engine"] == engine
         st = ref.stats(benchmark=None).loc[3]
         for col in st.index:
             assert _same(row[col], st[col]), (i, col, row[col], st[col])
@@ -144,3 +155,22 @@ def test_bad_arguments_are_refused_before_any_request(market_client, kw):
         sweep("momentum", args.pop("grid"), args.pop("start"), args.pop("end"), universe=["005930"],
               progress=False, **args)
     assert sim.stats()["requests"] == before
+
+
+def test_default_benchmark_is_the_market_index_from_get_index(market_client):
+    from finder.analysis.stats import benchmark_for_universe
+
+    assert [benchmark_for_universe(u) for u in ("KOSPI", "KOSDAQ", "KOSPI+KOSDAQ", ["005930"])] == \
+        ["KOSPI", "KOSDAQ", "KOSPI", "KOSPI"]
+    sim, market, connect = market_client
+    connect()
+    sessions = calendar.sessions_in_range("2025-09-01", "2025-10-31")[-12:]
+    codes, _ = _universe(market, sessions, n=8)
+    res = backtest(close > 0, sessions[0], sessions[-1], universe=codes, horizons=(3,), progress=False)
+    st = res.stats()
+    assert st.attrs["benchmark"] == "KOSPI"
+    eq = res.equity_for(3)
+    idx = finder.get_index("KOSPI", 60, eq.index[-1])["close"]
+    prev = idx.index[idx.index.get_loc(eq.index[0]) - 1]
+    assert st.loc[3, "benchmark_return"] == pytest.approx(idx.loc[eq.index[-1]] / idx.loc[prev] - 1, rel=1e-12)
+    assert np.isfinite(st.loc[3, "beta"]) and np.isfinite(st.loc[3, "information_ratio"])

@@ -177,7 +177,7 @@ class _SessionScans:
     def __init__(self, panels: Mapping[str, pd.DataFrame], session: pd.Timestamp, meta: pd.DataFrame | None,
                  lookback: int, uni: Any) -> None:
         from .conditions import Bars
-        from .scan import _check_panels, prepare_bars
+        from .scanner import _check_panels, prepare_bars
 
         self.session = session
         self.lookback = lookback
@@ -220,7 +220,7 @@ class _SessionScans:
 
     def scan(self, screen: Any) -> pd.DataFrame | None:
         """The ranked matches of ``screen`` (as ``scan_panels(..., top=None)``), or None when nothing matched."""
-        from .scan import BASE_COLUMNS, _meta_col  # noqa: F401  (same column order as the scanner)
+        from .scanner import BASE_COLUMNS, _meta_col  # noqa: F401  (same column order as the scanner)
 
         bars = self._bars(screen.min_bars)
         if len(bars.codes) == 0:
@@ -283,6 +283,8 @@ class _Shared:
     risk_free: float
     benchmark: pd.Series | None
     eval_end: dict[int, pd.Timestamp]          # max horizon -> eval_end
+    final_end: dict[pd.Timestamp, Any]         # eval_end -> last final session when a live bar follows, else None
+    engines: dict[tuple, str]                  # screen_key -> "range" or "session" (as the standalone backtest)
 
 
 def _result_for(cfg: _Config, sh: _Shared) -> BacktestResult:
@@ -299,11 +301,13 @@ def _result_for(cfg: _Config, sh: _Shared) -> BacktestResult:
         prices = {f: empty for f in PRICE_FIELDS}
     missing = [c for c in allp["_missing"] if c in set(codes)]
     delisted = {c for c in sh.delisted if c in set(present)}
+    # the same params and arguments as backtest._finish, with what needs I/O decided on the driver
     params = {"conditions": sh.conditions[cfg.screen_key], **sh.base_params, "max_picks": cfg.max_picks,
-              "eval_end": end, "missing": missing, "delisted": sorted(delisted)}
+              "eval_end": end, "missing": missing, "delisted": sorted(delisted),
+              "engine": sh.engines.get(cfg.screen_key, "session")}
     return simulate(picks, prices, sh.sessions, horizons=cfg.horizons, entry=cfg.entry,
                     take_profit=cfg.take_profit, stop_loss=cfg.stop_loss, cost_bps=cfg.cost_bps,
-                    delisted=delisted, params=params)
+                    delisted=delisted, params=params, final_end=sh.final_end.get(end))
 
 
 def _evaluate(cfgs: list[_Config], sh: _Shared, timeline: pd.DatetimeIndex) -> list[tuple[dict, np.ndarray]]:
@@ -424,7 +428,7 @@ def _check_common(grid: Any, screen: Any, horizons: Any, entry: Any, take_profit
                   cost_bps: Any, max_picks: Any, lookback: Any, walk_forward: Any, blocks: Any,
                   risk_free: Any) -> tuple[list[dict[str, Any]], list[_Config], dict[tuple, Any],
                                            dict[tuple, str], Callable[..., Any]]:
-    from .scan import _check_lookback
+    from .scanner import _check_lookback
 
     rows = expand_grid(grid)
     factory, preset = _screen_factory(screen)
@@ -476,17 +480,14 @@ def _guards(M: np.ndarray, table: pd.DataFrame, timeline: pd.DatetimeIndex, bloc
     return ov
 
 
-def _run(screens: Mapping[tuple, Any], names: Mapping[tuple, str], rows: list[dict], cfgs: list[_Config],
-         sessions: pd.DatetimeIndex, load_session: Callable[[pd.Timestamp], tuple[Any, Any]],
-         load_prices: Callable[[list[str], pd.DatetimeIndex], dict[str, Any]],
-         eval_end_of: Callable[[int], pd.Timestamp],
-         timeline_of: Callable[[pd.Timestamp], pd.DatetimeIndex], lookback: int, uni: Any, base_params: dict[str, Any],
-         risk_free: float, benchmark: Any, blocks: int, walk_forward: Any, client: Any, progress: bool,
-         params: dict[str, Any], delisted_of: Callable[[dict[str, Any]], set]) -> SweepResult:
-    tqdm = _tqdm()
-    # -- 1. picks: each session's bars loaded once, scanned for every screen ----------
+def _session_picks(screens: Mapping[tuple, Any], sessions: pd.DatetimeIndex,
+                   load_session: Callable[[pd.Timestamp], tuple[Any, Any]], lookback: int, uni: Any,
+                   progress: bool) -> dict[tuple, list[tuple[pd.Timestamp, pd.DataFrame]]]:
+    """The per-session path: each session's bars loaded once and scanned for every screen (shared memo)."""
     per_screen: dict[tuple, list[tuple[pd.Timestamp, pd.DataFrame]]] = {k: [] for k in screens}
-    for d in tqdm(sessions, desc="sweep: scan", unit="session", disable=not progress):
+    if not screens:
+        return per_screen
+    for d in _tqdm()(sessions, desc="sweep: scan", unit="session", disable=not progress):
         panels, meta = load_session(d)
         if panels is None:
             continue
@@ -495,11 +496,18 @@ def _run(screens: Mapping[tuple, Any], names: Mapping[tuple, str], rows: list[di
             res = shared.scan(scr)
             if res is not None:
                 per_screen[k].append((d, res))
-    picks = {}
-    for cfg in cfgs:
-        key = (cfg.screen_key, cfg.max_picks)
-        if key not in picks:
-            picks[key] = _picks_frame(per_screen[cfg.screen_key], cfg.max_picks)
+    return per_screen
+
+
+def _run(names: Mapping[tuple, str], rows: list[dict], cfgs: list[_Config], sessions: pd.DatetimeIndex,
+         picks: dict[tuple, pd.DataFrame], engines: Mapping[tuple, str],
+         load_prices: Callable[[list[str], pd.DatetimeIndex], dict[str, Any]],
+         eval_end_of: Callable[[int], pd.Timestamp],
+         timeline_of: Callable[[pd.Timestamp], pd.DatetimeIndex], final_end_of: Callable[[pd.Timestamp], Any],
+         base_params: dict[str, Any], risk_free: float, benchmark: Any, blocks: int, walk_forward: Any,
+         client: Any, progress: bool, params: dict[str, Any],
+         delisted_of: Callable[[dict[str, Any]], set]) -> SweepResult:
+    tqdm = _tqdm()
     # -- 2. evaluation panels: once per distinct last session -------------------------
     all_codes = sorted(set().union(*[set(p["code"]) for p in picks.values()])) if picks else []
     eval_end = {mh: eval_end_of(mh) for mh in sorted({max(c.horizons) for c in cfgs})}
@@ -512,7 +520,9 @@ def _run(screens: Mapping[tuple, Any], names: Mapping[tuple, str], rows: list[di
     bench = benchmark
     sh = _Shared(picks=picks, prices=prices, delisted=frozenset(delisted), sessions=sessions,
                  base_params=base_params, conditions=dict(names), risk_free=risk_free, benchmark=bench,
-                 eval_end=eval_end)
+                 eval_end=eval_end, final_end={e: final_end_of(p["close"].index[-1]) if len(p["close"].index)
+                                               else None for e, p in prices.items()},
+                 engines=dict(engines))
     timeline = max((p["close"].index for p in prices.values()), key=len)
     # -- 3. every configuration ------------------------------------------------------
     if client is None:
@@ -613,15 +623,39 @@ def sweep(screen: Any, grid: Mapping[str, Sequence[Any]], start: Any, end: Any, 
         raise InvalidInputError(f"progress={progress!r} is not True or False")
     if benchmark is not None and not isinstance(benchmark, (str, pd.Series)):
         raise InvalidInputError(f"benchmark={benchmark!r} is not 'default', an index name, a Series or None")
-    sessions = calendar.sessions_in_range(start_ts, end_ts)
+    from . import _range
+    from .backtest import _scannable, prepare_backtest
+
+    sessions = _scannable(calendar.sessions_in_range(start_ts, end_ts))
     if len(sessions) == 0:
-        raise InvalidInputError(f"there is no XKRX session from start={start!r} to end={end!r}")
+        raise InvalidInputError(f"there is no session to scan from start={start!r} to end={end!r}")
 
     from .. import data
     from .backtest import _load_prices
     from .conditions import FIELDS
-    from .scan import _missing  # noqa: F401
 
+    # -- picks: the whole-range engine where the standalone backtest uses it, else session by session --
+    # (the same choice backtest(engine="auto") makes, so every row equals its standalone backtest)
+    mps = {}
+    for cfg in cfgs:
+        mps.setdefault(cfg.screen_key, set()).add(cfg.max_picks)
+    picks: dict[tuple, pd.DataFrame] = {}
+    engines: dict[tuple, str] = {}
+    prep = None
+    try:
+        prep = prepare_backtest(sessions[0], sessions[-1], universe=universe, lookback=lookback, progress=progress)
+    except _range.Unsupported as exc:
+        log.info("sweep: scanning session by session (%s)", exc)
+    if prep is not None:
+        for k, scr in _tqdm()(list(screens.items()), desc="sweep: scan (range)", unit="screen",
+                              disable=not progress):
+            try:
+                for mp in sorted(mps[k], key=lambda v: -1 if v is None else v):
+                    picks[(k, mp)] = prep.picks(scr, mp)
+                engines[k] = "range"
+            except _range.Unsupported as exc:
+                log.info("sweep: screen %s is scanned session by session (%s)", scr.name, exc)
+    rest = {k: scr for k, scr in screens.items() if k not in engines}
     count = max(lookback, uni.value_window) if uni.has_liquidity_filter else lookback
 
     def load_session(d: pd.Timestamp) -> tuple[Any, Any]:
@@ -630,8 +664,21 @@ def sweep(screen: Any, grid: Mapping[str, Sequence[Any]], start: Any, end: Any, 
             return None, None
         return data.get_panel(codes, count=count, base_dt=d, field=list(FIELDS), progress=False), meta
 
+    per_session = _session_picks(rest, sessions, load_session, lookback, uni, progress)
+    for k in rest:
+        engines[k] = "session"
+        for mp in mps[k]:
+            picks[(k, mp)] = _picks_frame(per_session[k], mp)
+
     def eval_end_of(max_h: int) -> pd.Timestamp:
         return _evaluation_end(sessions[-1], max_h)
+
+    def timeline_of(last: pd.Timestamp) -> pd.DatetimeIndex:
+        return calendar.sessions_in_range(sessions[0], last)
+
+    def final_end_of(last: pd.Timestamp) -> Any:
+        fe = calendar.latest_final_session()
+        return fe if fe < last else None
 
     bench = _benchmark_series(benchmark, universe, sessions[0], max(eval_end_of(max(c.horizons)) for c in cfgs))
     base_params = {"start": sessions[0], "end": sessions[-1],
@@ -639,13 +686,10 @@ def sweep(screen: Any, grid: Mapping[str, Sequence[Any]], start: Any, end: Any, 
     params = {"screen": screen if isinstance(screen, str) else getattr(screen, "__name__", repr(screen)),
               "grid": {k: list(v) for k, v in grid.items()}, "start": sessions[0].date(), "end": sessions[-1].date(),
               "universe": base_params["universe"], "blocks": blocks, "walk_forward": walk_forward,
-              "risk_free": risk_free, "benchmark": bench.name if isinstance(bench, pd.Series) else None}
-    def timeline_of(last: pd.Timestamp) -> pd.DatetimeIndex:
-        return calendar.sessions_in_range(sessions[0], last)
-
-    return _run(screens, names, rows, cfgs, sessions, load_session, _load_prices, eval_end_of, timeline_of,
-                lookback, uni, base_params, risk_free, bench, blocks, walk_forward, client, progress, params,
-                _known_delisted)
+              "risk_free": risk_free, "benchmark": bench.name if isinstance(bench, pd.Series) else None,
+              "engines": dict(pd.Series(engines).value_counts()) if engines else {}}
+    return _run(names, rows, cfgs, sessions, picks, engines, _load_prices, eval_end_of, timeline_of, final_end_of,
+                base_params, risk_free, bench, blocks, walk_forward, client, progress, params, _known_delisted)
 
 
 def _benchmark_series(benchmark: Any, universe: Any, first: pd.Timestamp, last: pd.Timestamp) -> pd.Series | None:
@@ -681,7 +725,7 @@ def sweep_panels(panels: Mapping[str, pd.DataFrame], screen: Any, grid: Mapping[
     sessions (rows of the panels).  The evaluation uses the same panels,
     through the last row.
     """
-    from .scan import _check_panels
+    from .scanner import _check_panels
     from .universe import resolve_universe
 
     rows, cfgs, screens, names, _ = _check_common(grid, screen, horizons, entry, take_profit, stop_loss, cost_bps,
@@ -692,7 +736,6 @@ def sweep_panels(panels: Mapping[str, pd.DataFrame], screen: Any, grid: Mapping[
     if len(sess) == 0 or not sess.isin(index).all():
         raise InvalidInputError("sessions must be a non-empty list of dates that are rows of the panels")
     uni = resolve_universe(universe) if universe is not None else None
-    last = index[-1]
 
     def load_session(d: pd.Timestamp) -> tuple[Any, Any]:
         return frames, meta
@@ -707,14 +750,19 @@ def sweep_panels(panels: Mapping[str, pd.DataFrame], screen: Any, grid: Mapping[
         k = min(len(index) - 1, int(index.get_loc(sess[-1])) + max_h)
         return index[k]
 
+    per_session = _session_picks(screens, sess, load_session, lookback, uni, progress)
+    picks = {(c.screen_key, c.max_picks): None for c in cfgs}
+    for k, mp in picks:
+        picks[(k, mp)] = _picks_frame(per_session[k], mp)
     base_params = {"start": sess[0], "end": sess[-1], "universe": "panels", "lookback": lookback}
     params = {"screen": screen if isinstance(screen, str) else getattr(screen, "__name__", repr(screen)),
               "grid": {k: list(v) for k, v in grid.items()}, "start": sess[0].date(), "end": sess[-1].date(),
               "universe": "panels", "blocks": blocks, "walk_forward": walk_forward, "risk_free": risk_free,
               "benchmark": None if benchmark is None else "given series"}
+
     def timeline_of(end: pd.Timestamp) -> pd.DatetimeIndex:
         return index[(index >= sess[0]) & (index <= end)]
 
-    return _run(screens, names, rows, cfgs, sess, load_session, load_prices, eval_end_of, timeline_of, lookback,
-                uni, base_params, risk_free, benchmark, blocks, walk_forward, client, progress, params,
-                lambda p: set())
+    return _run(names, rows, cfgs, sess, picks, {k: "session" for k in screens}, load_prices, eval_end_of,
+                timeline_of, lambda last: None, base_params, risk_free, benchmark, blocks, walk_forward, client,
+                progress, params, lambda p: set())
