@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from . import _formats as fmt
+from ._exceptions import InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +196,13 @@ def _trades_table(trades: pd.DataFrame, n: int, best: bool) -> pd.DataFrame:
 
 
 def tear_sheet(result: Any, *, horizon: int | None = None, benchmark: Any = "default", top: int = 5) -> TearSheet:
-    """Build the tear sheet of a backtest (see the module doc); ``benchmark`` may be a close series or ``None``."""
+    """Build the tear sheet of a backtest (see the module doc).
+
+    ``benchmark``: ``"default"`` (KOSPI, or KOSDAQ for a KOSDAQ universe, via
+    ``finder.get_index``), an index name, a Series (or frame with ``close``)
+    of index closes, or ``None``; anything else raises InvalidInputError.
+    ``horizon``: which horizon's portfolio (default the result's equity horizon).
+    """
     H = horizon if horizon is not None else result.equity_horizon
     eq = result.equity_for(H)
     equity = eq["equity"].astype(float)
@@ -206,17 +213,24 @@ def tear_sheet(result: Any, *, horizon: int | None = None, benchmark: Any = "def
     name = _benchmark_name(universe)
 
     bench_close: pd.Series | None = None
-    if isinstance(benchmark, pd.Series):
+    if isinstance(benchmark, pd.DataFrame) and "close" in benchmark.columns:
+        benchmark = benchmark["close"].rename(benchmark.attrs.get("name", "benchmark"))
+    if benchmark is None:
+        notes.append("no benchmark: tear_sheet(..., benchmark=None)")
+    elif isinstance(benchmark, pd.Series):
         bench_close, name = benchmark, str(benchmark.name or "benchmark")
     elif isinstance(benchmark, str) and benchmark != "default":
         name = benchmark.upper()
         bench_close, why = _load_benchmark(name, sessions)
         if why:
             notes.append(why)
-    elif benchmark == "default" and len(sessions):
+    elif isinstance(benchmark, str) and len(sessions):
         bench_close, why = _load_benchmark(name, sessions)
         if why:
             notes.append(why)
+    elif not isinstance(benchmark, str):
+        raise InvalidInputError(f"benchmark={type(benchmark).__name__} is not an index name such as 'KOSPI', "
+                                "a Series of closes, or None")
     bench = benchmark_curve(bench_close, sessions) if bench_close is not None and len(sessions) else None
 
     trades = result.trades[result.trades["horizon"] == H]

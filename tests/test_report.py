@@ -127,6 +127,11 @@ def test_tear_sheet_without_a_benchmark_says_so_and_invents_nothing():
     assert (text.loc["CAGR", "strategy"] == "n/a") is (not has_stats)
     if not has_stats:
         assert any("stats()" in n for n in ts.notes)
+    assert any("benchmark=None" in n for n in ts.notes)
+    from finder._exceptions import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="benchmark="):
+        tear_sheet(res, benchmark=3.5)
 
 
 def test_html_report_embeds_only_the_hangul_it_uses():
