@@ -47,6 +47,7 @@ __all__ = [
     "get_stock_list",
     "scan",
     "backtest",
+    "sweep",
     "cache",
     "calendar",
     "indicators",
@@ -71,6 +72,7 @@ _LAZY = {
     "plot": ("finder.plots", None),
     "scan": ("finder.analysis.scan", "scan"),
     "backtest": ("finder.analysis.backtest", "backtest"),
+    "sweep": ("finder.analysis.sweep", "sweep"),
     "get_index": ("finder.cache._index_bars", "get_index"),
 }
 

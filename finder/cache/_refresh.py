@@ -106,7 +106,7 @@ def refresh(client, codes: Iterable[str] | None = None, progress: bool = False) 
                 out["from_quotes"] += 1
     end = np.datetime64(session.date(), "D")
     if more:
-        from tqdm.auto import tqdm
+        from .._progress import progress as tqdm  # widget, terminal or a one-line log (finder._progress)
 
         for code in tqdm(more, desc="refresh (ka10081)", unit="stock", disable=not progress, leave=False):
             try:
