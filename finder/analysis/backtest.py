@@ -702,11 +702,17 @@ class BacktestResult:
         return (self.trades.groupby(["horizon", "exit_reason"]).size().unstack(fill_value=0)
                 if len(self.trades) else pd.DataFrame())
 
-    def plot(self, horizon: int | None = None) -> "Figure":
-        """Equity and drawdown, return distribution and win rate per horizon; returns the Figure."""
+    def stats(self, risk_free: float = 0.0, benchmark: Any = "default") -> pd.DataFrame:
+        """Per horizon: return, risk, drawdown, trade and benchmark statistics (formulas: ``finder.analysis.stats``)."""
+        from .stats import result_stats
+
+        return result_stats(self, risk_free=risk_free, benchmark=benchmark)
+
+    def plot(self, horizon: int | None = None, benchmark: Any = "default") -> "Figure":
+        """Equity (with the benchmark index) and drawdown, return distribution and win rate; returns the Figure."""
         from ..plots.backtest import plot_backtest
 
-        return plot_backtest(self, horizon=horizon)
+        return plot_backtest(self, horizon=horizon, benchmark=benchmark)
 
     def __repr__(self) -> str:
         p = self.params
@@ -1004,7 +1010,7 @@ def _tqdm() -> Any:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="IProgress not found")
-        from tqdm.auto import tqdm
+        from .._progress import progress as tqdm  # widget, terminal or a one-line log
 
     return tqdm
 
