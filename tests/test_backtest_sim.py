@@ -116,7 +116,7 @@ def test_a_delisted_pick_is_reported_against_the_oracle(market_client):
     assert res.summary().loc[10, "count"] == 1  # reported, and counted, not dropped
 
 
-def test_cold_backtest_fetches_each_stock_about_once_and_warm_makes_no_request(market_client, capsys):
+def test_cold_backtest_fetches_each_stock_about_once_and_warm_makes_no_request(market_client, capsys, monkeypatch):
     sim, market, connect = market_client
     end = pd.Timestamp("2025-10-31")
     sessions = calendar.sessions_in_range("2025-09-01", end)[-15:]
@@ -125,6 +125,7 @@ def test_cold_backtest_fetches_each_stock_about_once_and_warm_makes_no_request(m
     assert len(codes) == 25
     connect("shared")
     before = sim.stats()["requests"].get("ka10081", 0)
+    monkeypatch.setenv("FINDER_PROGRESS", "text")  # a terminal's text bar, though pytest's stderr is no TTY
     cold = backtest("momentum", sessions[0], sessions[-1], universe=codes, horizons=(1, 5), progress=True)
     cold_requests = sim.stats()["requests"].get("ka10081", 0) - before
     assert 0 < cold_requests <= 3 * len(codes)
