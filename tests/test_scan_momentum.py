@@ -16,7 +16,10 @@ import pytest
 
 from finder.analysis import scan_panels
 
-SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "krx_daily_sample.csv.gz"
+# ../shared/data next to the checkout (or next to the folder of worktrees holding it)
+SAMPLE = next((p for p in (Path(__file__).resolve().parents[n] / "shared" / "data" / "krx_daily_sample.csv.gz"
+                           for n in (2, 3)) if p.exists()),
+              Path(__file__).resolve().parents[2] / "shared" / "data" / "krx_daily_sample.csv.gz")
 pytestmark = pytest.mark.skipif(not SAMPLE.exists(), reason=f"real-data sample not found at {SAMPLE}")
 
 

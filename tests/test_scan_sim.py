@@ -20,7 +20,10 @@ from finder.analysis import scan  # noqa: E402
 from finder import KiwoomAPI  # noqa: E402
 
 SIM_NOW = "2025-11-28T20:30:00+09:00"
-SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "krx_daily_sample.csv.gz"
+# ../shared/data next to the checkout (or next to the folder of worktrees holding it)
+SAMPLE = next((p for p in (Path(__file__).resolve().parents[n] / "shared" / "data" / "krx_daily_sample.csv.gz"
+                           for n in (2, 3)) if p.exists()),
+              Path(__file__).resolve().parents[2] / "shared" / "data" / "krx_daily_sample.csv.gz")
 DAY = "2025-09-15"
 
 
