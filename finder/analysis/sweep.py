@@ -16,18 +16,22 @@ What a sweep guarantees
 -----------------------
 * **Each row is the standalone backtest.**  Configuration ``i`` of the table
   equals ``finder.backtest(screen(**its screen parameters), start, end, ...,
-  its trade parameters)``: the same picks (each session scanned on bars
-  adjusted as of that session, exactly as ``scan`` does), the same evaluation
-  prices (one basis: as of the last session the trades need), the same
-  :func:`~finder.analysis.backtest.simulate`, bit for bit (tested).
-* **Data is loaded once, shared work is done once.**  Each session's bars are
-  loaded once for the whole sweep (0 requests when the cache is warm); all
-  configurations scan the *same* prepared bars, whose expression memo means an
-  indicator that several screens share (the same function, inputs and window)
-  is computed once per session.  Trade parameters (``take_profit``,
-  ``stop_loss``, ``max_picks``, ``horizons``, ``entry``, ``cost_bps``) reuse the
-  scans of their screen.  The evaluation prices are loaded once per distinct
-  last session.
+  its trade parameters)``: the same picks from the same engine (the
+  whole-range engine, :func:`~finder.analysis.backtest.prepare_backtest`,
+  where ``backtest(engine="auto")`` uses it; else each session scanned on bars
+  adjusted as of that session, as ``scan`` does), the same evaluation prices
+  (one basis: as of the last session the trades need), the same trades,
+  equity and statistics, bit for bit (tested; trades come from
+  :func:`_fast_trades`, a numpy twin of ``evaluate_trades`` tested frame-equal).
+* **Data is loaded once, shared work is done once.**  The range is loaded once
+  (``prepare_backtest``; 0 requests when the cache is warm) and its
+  indicators are memoised across screens.  On the per-session path each
+  session's bars are loaded once and every screen scans the *same* prepared
+  bars, whose expression memo computes an indicator that several screens share
+  (the same function, inputs and window) once per session.  Trade parameters
+  (``take_profit``, ``stop_loss``, ``max_picks``, ``horizons``, ``entry``,
+  ``cost_bps``) reuse the scans of their screen.  The evaluation prices are
+  loaded once per distinct last session.
 * **Honest about the best.**  ``result.overfit`` holds the deflated Sharpe
   ratio of the best configuration, the PBO by CSCV and, with
   ``walk_forward=(train, test)``, the chained out-of-sample result
@@ -223,7 +227,7 @@ class _SessionScans:
 
     def scan(self, screen: Any) -> pd.DataFrame | None:
         """The ranked matches of ``screen`` (as ``scan_panels(..., top=None)``), or None when nothing matched."""
-        from .scanner import BASE_COLUMNS, _meta_col  # noqa: F401  (same column order as the scanner)
+        from .scanner import _meta_col
 
         bars = self._bars(screen.min_bars)
         if len(bars.codes) == 0:
