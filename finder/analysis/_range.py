@@ -284,16 +284,19 @@ class RangeScanner:
             m = k - d.start
             ok = self.served & (m >= 0) & (k >= 0)
             flat = np.where(ok, k, 0) * self.J + self._colidx
-            if len(self._lagidx) > 64:
-                self._lagidx.clear()
             self._lagidx[lag] = (flat, np.where(ok, m, -1), ok)
         return self._lagidx[lag]
 
-    def _at_rows(self, Y: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        ok = self.served & (rows >= 0) & (rows < Y.shape[0])
-        flat = np.where(ok, rows, 0) * self.J + self._colidx
-        out = Y.ravel().take(flat)
-        return np.where(ok, out, np.nan)
+    def _at(self, Y: np.ndarray, offset: int) -> np.ndarray:
+        """``Y`` at row ``start + offset`` of every session's window (NaN where that is past the session)."""
+        key = ("at", offset)
+        if key not in self._lagidx:
+            d = self.data
+            rows = d.start + offset
+            ok = self.served & (rows <= d.pos)
+            self._lagidx[key] = (np.where(ok, rows, 0) * self.J + self._colidx, ok)
+        flat, ok = self._lagidx[key]
+        return np.where(ok, Y.ravel().take(flat), np.nan)
 
     def materialize(self, s: Lin, lag: int, snap: bool = False) -> np.ndarray:
         flat, m, ok = self._lag(lag)
@@ -387,6 +390,8 @@ class RangeScanner:
         f = max(x.f for x in ins)
         if name in _FINITE_REACH:
             if any(not x.plain for x in ins):
+                if name in ("sma", "rolling_sum", "shift") or (name == "slope" and p["normalize"] is False):
+                    return self._fir(ins[0], core, p, _FINITE_REACH[name](p))
                 raise Unsupported(f"{call!r} of a window-seeded series")
             (Y,) = ind.run_arrays(core, [x.Y for x in ins], p)
             return Lin(Y, [], f + _FINITE_REACH[name](p))
@@ -406,7 +411,7 @@ class RangeScanner:
             Yc, Yv = ind.run_arrays(lambda a, b: (a, b), [c.Y, v.Y], {})
             step = np.sign(Yc - ind._shift(Yc, 1)) * Yv
             cum = np.cumsum(np.where(np.isnan(step), 0.0, step), axis=0)
-            C = -self._at_rows(cum, self.data.start + f)
+            C = -self._at(cum, f)
             psi = np.where(np.arange(self.L) >= f, 1.0, np.nan)
             return Lin(cum, [(C, psi)], f)
         if name == "atr":
@@ -422,11 +427,21 @@ class RangeScanner:
             return self._smooth(Lin(tr, [], f + 1), n, p["smoothing"])
         raise Unsupported(f"{call!r}")
 
+    def _fir(self, x: Lin, core: Any, p: dict, reach: int) -> Lin:
+        """A linear finite-window kernel of a window-seeded series: applied to Y and to each psi."""
+        (Y,) = ind.run_arrays(core, [x.Y], p)
+        m = np.arange(self.L)
+        terms = []
+        for C, psi in x.terms:
+            p1 = np.where(m >= x.f, psi, np.nan)
+            (q,) = ind.run_arrays(core, [p1[:, None]], p)
+            terms.append((C, q[:, 0]))
+        return Lin(Y, terms, x.f + reach)
+
     # -- linear recursions ------------------------------------------------------
     def _ewm(self, x: Lin, alpha: float) -> Lin:
         Yp = ind._ewm(x.Y, alpha)
-        k0 = self.data.start + x.f
-        C0 = self._at_rows(x.Y, k0) - self._at_rows(Yp, k0)
+        C0 = self._at(x.Y, x.f) - self._at(Yp, x.f)
         m = np.arange(self.L)
         psi0 = np.where(m >= x.f, (1.0 - alpha) ** np.maximum(m - x.f, 0), np.nan)
         terms = [(C0, psi0)]
@@ -437,9 +452,8 @@ class RangeScanner:
 
     def _wilder(self, x: Lin, n: int) -> Lin:
         Wp = ind._wilder(x.Y, n)
-        k0 = self.data.start + x.f + n - 1
-        seed = self._at_rows(ind._rolling_sum(x.Y, n) / n, k0)
-        C0 = seed - self._at_rows(Wp, k0)
+        seed = self._at(ind._rolling_sum(x.Y, n) / n, x.f + n - 1)
+        C0 = seed - self._at(Wp, x.f + n - 1)
         m = np.arange(self.L)
         f1 = x.f + n - 1
         psi0 = np.where(m >= f1, (1.0 - 1.0 / n) ** np.maximum(m - f1, 0), np.nan)
@@ -502,6 +516,19 @@ class RangeScanner:
         name, inputs, p = self._params(call)
         if name == "rsi":
             return self._rsi_cells(call, inputs[0], p, lag)
+        if name == "slope" and p["normalize"] is True and isinstance(inputs[0], Expr):
+            try:
+                x = self.series(inputs[0])
+            except Unsupported:
+                x = None
+            if x is not None and not x.plain:
+                # the fitted slope and the window mean are both linear in the series; their ratio is not
+                n = ind._check_window(p["n"], minimum=2)
+                acc = self._fir(x, ind.slope.__wrapped_core__, {**p, "normalize": False}, n - 1)
+                mean = self._fir(x, ind.sma.__wrapped_core__, {"n": n}, n - 1)
+                a, mn = self.materialize(acc, lag), self.materialize(mean, lag)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return np.where(mn != 0, a / mn, np.nan)
         if name in _RECURSIVE:
             return self.materialize(self._call_series(call), lag)
         if name not in _CELLS_ONLY:
@@ -512,6 +539,14 @@ class RangeScanner:
         reach = _FINITE_REACH[name](p)
         if reach < 0:
             raise Unsupported(f"{call!r}: a negative shift looks ahead")
+        if name == "count_true" and isinstance(inputs[0], Expr):
+            # the last row of count_true's kernel: the sum of the last n values, NaN counted as 0
+            x0 = np.asarray(self.cells(inputs[0], lag), dtype=np.float64)
+            total = np.where(np.isnan(x0), 0.0, x0)
+            for i in range(1, reach + 1):
+                xi = np.asarray(self.cells(inputs[0], lag + i), dtype=np.float64)
+                total = total + np.where(np.isnan(xi), 0.0, xi)
+            return np.where(np.isnan(x0), np.nan, total)
         stacks = []
         for x in inputs:
             if isinstance(x, Expr):
