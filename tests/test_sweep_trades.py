@@ -59,3 +59,19 @@ def test_fast_trades_on_no_picks():
     empty = pd.DataFrame(columns=["date", "code"])
     pd.testing.assert_frame_equal(_fast_trades(empty, index, apx, (1,), "next_open", None, None, 25.0, frozenset(), None),
                                   evaluate_trades(empty, px, horizons=(1,)), check_exact=True)
+
+
+@pytest.mark.parametrize("entry", ["next_open", "close"])
+@pytest.mark.parametrize("H", [1, 3, 7])
+@pytest.mark.parametrize("tp,sl", [(None, None), (0.05, 0.05)])
+def test_fast_equity_equals_the_reference(entry, H, tp, sl):
+    from finder.analysis.backtest import equity_curve
+    from finder.analysis.sweep import _fast_equity
+
+    idx, px, picks = _panels()
+    trades = evaluate_trades(picks, px, horizons=(1, 3, 7), entry=entry, take_profit=tp, stop_loss=sl,
+                             cost_bps=25, delisted=frozenset({"000002"}), final_end=idx[-3])
+    sessions = idx[: len(idx) - 1 : 3].append(idx[[-2, -1]])  # cohorts with and without picks
+    index, apx = _align_prices(px)
+    ref = equity_curve(trades, apx["close"], sessions, H, 25)
+    pd.testing.assert_frame_equal(_fast_equity(trades, apx["close"], sessions, H, 25.0), ref, check_exact=True)

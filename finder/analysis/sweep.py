@@ -322,9 +322,12 @@ def _result_for(cfg: _Config, sh: _Shared) -> BacktestResult:
                           frozenset(delisted), sh.final_end.get(end))
     all_params = {**params, "horizons": cfg.horizons, "entry": cfg.entry, "take_profit": cfg.take_profit,
                   "stop_loss": cfg.stop_loss, "cost_bps": cfg.cost_bps, "equity_horizon": None}
-    return BacktestResult(trades=trades, picks=picks, prices=px,
-                          sessions=pd.DatetimeIndex(pd.to_datetime(list(sh.sessions)), name="date"),
-                          params=all_params)
+    res = BacktestResult(trades=trades, picks=picks, prices=px,
+                         sessions=pd.DatetimeIndex(pd.to_datetime(list(sh.sessions)), name="date"),
+                         params=all_params)
+    for h in cfg.horizons:  # the equity curves, from the twin of equity_curve (same frames, tested)
+        res._equity[h] = _fast_equity(trades, px["close"], res.sessions, h, cfg.cost_bps)
+    return res
 
 
 def _evaluate(cfgs: list[_Config], sh: _Shared, timeline: pd.DatetimeIndex) -> list[tuple[dict, np.ndarray]]:
@@ -949,3 +952,72 @@ def _fast_trades(picks: pd.DataFrame, index: pd.DatetimeIndex, px: Mapping[str, 
         df[col] = df[col].astype(float)
     df["horizon"] = df["horizon"].astype("int64")
     return df
+
+
+def _fast_equity(trades: pd.DataFrame, close: pd.DataFrame, sessions: pd.DatetimeIndex, H: int,
+                 cost_bps: float) -> pd.DataFrame:
+    """:func:`finder.analysis.backtest.equity_curve`, the same frame, with every trade's path built at once.
+
+    The reference adds each trade's path to its cohort's value one at a time; here
+    the paths are one matrix and each cohort's value is its rows summed in the same
+    order (a reduction along rows adds them one after another, as the reference
+    does).  The sleeve loop over cohorts is kept as is.  Tested frame-equal.
+    """
+    cost = cost_bps / 10_000
+    index = pd.DatetimeIndex(close.index)
+    sess = pd.DatetimeIndex(pd.to_datetime(list(sessions))).sort_values()
+    spos = index.get_indexer(sess)
+    t0 = int(spos[0])
+    t_end = min(len(index), int(spos[-1]) + H + 1)
+    T = t_end - t0
+    tl = index[t0:t_end]
+    closes_ff = close.iloc[t0:t_end].ffill()
+    marks = closes_ff.to_numpy(dtype=float)
+    tr = trades[trades["horizon"] == H]
+    n = len(tr)
+    tr_ie = tl.get_indexer(pd.DatetimeIndex(tr["entry_date"]))
+    tr_ix = tl.get_indexer(pd.DatetimeIndex(tr["exit_date"]))
+    p0s = tr["entry_price"].to_numpy(dtype=float)
+    rets = tr["return"].to_numpy(dtype=float)
+    col = closes_ff.columns.get_indexer(pd.Index(tr["code"].to_numpy(dtype=object), dtype=object)) \
+        if n else np.zeros(0, dtype=int)
+    live = np.isfinite(p0s) & (tr_ie >= 0)
+    t = np.arange(T)[None, :]
+    P = np.ones((n, T))
+    live &= col >= 0
+    if n and live.any():
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mark = marks[:, np.where(live, col, 0)].T / p0s[:, None] - cost
+        ie = tr_ie[:, None]
+        ix = tr_ix[:, None]
+        held = live[:, None] & (t >= ie) & ((ix < 0) | (t < ix))
+        done = live[:, None] & (ix >= 0) & (t >= ix)
+        P = np.where(held, mark, P)
+        P = np.where(done, (1.0 + rets)[:, None], P)
+        pos_mask = live[:, None] & (t >= ie) & ((ix < 0) | (t <= ix))
+        positions = pos_mask.sum(axis=0).astype(int)
+    else:
+        positions = np.zeros(T, dtype=int)
+    dates = pd.DatetimeIndex(tr["date"]) if n else pd.DatetimeIndex([])
+    order: dict[pd.Timestamp, list[int]] = {}
+    for i, d in enumerate(dates):
+        order.setdefault(d, []).append(i)
+    sleeves = np.full((H, T), 1.0 / H)
+    started = np.zeros(H, dtype=bool)
+    for k, (d, p) in enumerate(zip(sess, spos)):
+        s, a = k % H, int(p) - t0
+        capital = sleeves[s, a] if started[s] else 1.0 / H
+        started[s] = True
+        rows = order.get(d, [])
+        if not rows:
+            sleeves[s, a:] = capital
+            continue
+        value = np.zeros(T)
+        for i in rows:  # the reference's order of additions, one row at a time
+            value += P[i]
+        sleeves[s, a:] = capital * value[a:] / len(rows)
+    equity = pd.Series(sleeves.sum(axis=0), index=tl, name="equity")
+    return pd.DataFrame({"equity": equity,
+                         "drawdown": equity / equity.cummax() - 1,
+                         "return": equity.pct_change().fillna(equity.iloc[0] - 1.0),
+                         "positions": positions}, index=tl)
