@@ -998,18 +998,20 @@ def _fast_equity(trades: pd.DataFrame, close: pd.DataFrame, sessions: pd.Datetim
         positions = pos_mask.sum(axis=0).astype(int)
     else:
         positions = np.zeros(T, dtype=int)
-    dates = pd.DatetimeIndex(tr["date"]) if n else pd.DatetimeIndex([])
-    order: dict[pd.Timestamp, list[int]] = {}
-    for i, d in enumerate(dates):
-        order.setdefault(d, []).append(i)
+    # each cohort's rows, in the trades' order (a stable sort by date, keyed by ns integers)
+    di = pd.DatetimeIndex(tr["date"]).values.astype("datetime64[ns]").view("i8") if n else np.zeros(0, "i8")
+    srt = np.argsort(di, kind="stable")
+    uniq, starts = np.unique(di[srt], return_index=True)
+    order = dict(zip(uniq.tolist(), np.split(srt, starts[1:]))) if n else {}
+    sess_ns = sess.values.astype("datetime64[ns]").view("i8").tolist()
     sleeves = np.full((H, T), 1.0 / H)
     started = np.zeros(H, dtype=bool)
-    for k, (d, p) in enumerate(zip(sess, spos)):
+    for k, (d, p) in enumerate(zip(sess_ns, spos)):
         s, a = k % H, int(p) - t0
         capital = sleeves[s, a] if started[s] else 1.0 / H
         started[s] = True
-        rows = order.get(d, [])
-        if not rows:
+        rows = order.get(d, ())
+        if len(rows) == 0:
             sleeves[s, a:] = capital
             continue
         value = np.zeros(T)
