@@ -81,3 +81,28 @@ def test_a_worker_killed_mid_sweep_costs_only_its_tasks(cluster, tmp_path):
     pid = int(Path(marker).read_text())
     assert pid != os.getpid()
     pd.testing.assert_frame_equal(remote.table, local.table, check_exact=True)
+
+
+def test_dask_sweep_of_simulator_data_makes_no_request_on_workers(cluster, make_sim, monkeypatch, tmp_path):
+    from finder import KiwoomAPI, calendar, data
+    from finder.analysis.sweep import sweep
+
+    monkeypatch.setenv("FINDER_NOW", "2025-11-28T20:30:00+09:00")
+    sim = make_sim(rate=500.0, burst=50)
+    api = KiwoomAPI("dk-app-key", "dk-secret-key", sim.url, cache_dir=tmp_path / "cache", rate=500.0)
+    data.set_default_client(api)
+    try:
+        sessions = calendar.sessions_in_range("2025-09-01", "2025-10-31")[-12:]
+        codes = sorted(data.get_stock_list("KOSPI")["code"].astype(str))[:12]
+        grid = {"min_signals": [1, 2], "take_profit": [None, 0.04], "stop_loss": [None, 0.05]}
+        kw = dict(universe=codes, horizons=(2,), benchmark=None, blocks=2, progress=False)
+        local = sweep("momentum", grid, sessions[0], sessions[-1], **kw)   # fills the cache
+        before = sim.stats()["requests"]
+        with Client(cluster) as client:
+            client.register_plugin(NoDataLayer())
+            remote = sweep("momentum", grid, sessions[0], sessions[-1], client=client, **kw)
+        assert sim.stats()["requests"] == before     # warm driver, and workers never asked Kiwoom
+        pd.testing.assert_frame_equal(remote.table, local.table, check_exact=True)
+    finally:
+        data.set_default_client(None)
+        api.close()
