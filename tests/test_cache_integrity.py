@@ -59,3 +59,49 @@ def test_no_short_frame_after_a_split(make_sim, sim_market, tmp_path, monkeypatc
 
         panel = get_panel(api, ["171840", "005930"], 900, progress=False)
         assert panel["171840"].notna().sum() == min(900, _traded(sim_market, "171840", "2024-05-14"))
+
+
+# -- item 1: bounded growth ----------------------------------------------------------------------------
+def _entries(root) -> list:
+    return sorted(p.parent.parent.name + "/" + p.parent.name[:6] for p in (root / "joblib").rglob("output.pkl"))
+
+
+def test_daily_extensions_through_a_split_keep_the_entry_count_flat(make_sim, sim_market, tmp_path, monkeypatch):
+    """get_ohlcv once a session for 12 sessions across 171840's split: entries stay those of a fresh build."""
+    days = calendar.sessions_in_range("2024-05-02", "2024-05-21")
+    sim = make_sim(now=f"{days[0].date()}T20:30:00+09:00")
+    cache = tmp_path / "cache"
+    counts = []
+    with client(sim, cache) as api:
+        for day in days:
+            _at(sim, monkeypatch, str(day.date()))
+            df = api.get_ohlcv("171840", 220)
+            assert len(df) == 220 and df.index[-1] == day
+            counts.append(len(_entries(cache)))
+    # raw walk, adjusted reference, history, frame; after the split one prior reference more
+    assert max(counts) <= 5, counts
+    assert counts[-1] <= 5 and counts[0] == 4, counts
+    # the folded history still answers exactly: compare with the simulator as of a day before the split
+    with client(sim, cache) as api:
+        sim.reset_stats()
+        old = api.get_ohlcv("171840", 100, "2024-05-08")
+        assert ka10081(sim) == 0
+    want = sim_market.bars("171840", pd.Timestamp("2024-05-08"), adjusted=True).iloc[-100:]
+    assert np.abs(old[["open", "high", "low", "close"]].to_numpy()
+                  - want[["open", "high", "low", "close"]].to_numpy()).max() <= 1
+
+
+def test_growth_bench_small(tmp_path, monkeypatch):
+    """A small bench/growth.py: 6 stocks refreshed on 12 sessions stay within 1.2x of a fresh build."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("finder_bench_growth", REPO / "bench" / "growth.py")
+    growth = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(growth)
+    r = growth.run(stocks=8, sessions=12, count=220, workdir=tmp_path / "growth", progress=False)
+    print(growth.report(r))
+    assert r["files_ratio"] <= 1.2 and r["bytes_ratio"] <= 1.2, r
+    later = r["later_requests"]
+    # one batched quote request a session, one walk per corporate action at most
+    assert later.get("ka10095", 0) <= r["sessions"] - 1
+    assert later.get("ka10081", 0) <= r["actions"], r
