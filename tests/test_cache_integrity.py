@@ -105,3 +105,29 @@ def test_growth_bench_small(tmp_path, monkeypatch):
     # one batched quote request a session, one walk per corporate action at most
     assert later.get("ka10095", 0) <= r["sessions"] - 1
     assert later.get("ka10081", 0) <= r["actions"], r
+
+
+# -- item 7: counts agree with the disk ---------------------------------------------------------------------
+def test_info_and_clear_counts_agree_with_the_disk_after_a_prune(sim, sim_market, tmp_path, monkeypatch):
+    from finder import cache
+    from _support import full_history_codes
+
+    monkeypatch.setenv("FINDER_NOW", "2025-11-28T20:30:00+09:00")
+    root = tmp_path / "cache"
+    codes = full_history_codes(sim_market, "2024-01-01", "2025-12-31", 6)
+    with client(sim, root) as api:
+        for c in codes:
+            api.get_ohlcv(c, 30, "2025-10-01")
+    before = cache.info(root)
+    assert before["stocks"] == 6
+    out = cache.prune(max_bytes=before["bytes"] // 2, root=root)
+    assert out["removed"] > 0
+    after = cache.info(root)
+    pointers = sorted(p.stem for p in (root / "finder" / "index").glob("*.json"))
+    # every stock counted has its history on disk, and no pointer is left without one
+    assert after["stocks"] == len(pointers), (after, pointers)
+    assert after["entries"] == sum(1 for _ in (root / "joblib").rglob("output.pkl"))
+    for code in pointers:
+        n = cache.clear(code, root=root)
+        assert n > 0, f"{code} was counted as a cached stock but clearing it removed no entry"
+    assert cache.info(root)["stocks"] == 0
