@@ -53,7 +53,7 @@ FIELDS = ["open", "high", "low", "close", "volume", "value"]
 SEEDS = [0, 1, 2]
 MIN_COMPARISONS = 1000          # per seed: 3 seeds make the 3,000
 STEPS = 4                       # clock moves per episode, after the first session
-OPS = 36                        # calls per step (refresh and warm count one each)
+OPS = 30                        # calls per step (refresh and warm count one each)
 UNIVERSE = 10                   # stocks per episode
 
 
@@ -78,6 +78,7 @@ class Episode:
     ex: pd.Timestamp                 # the action date the episode is built around
     codes: list[str]
     start: pd.Timestamp              # the first session of the clock
+    acting: list[str]                # the codes with an action on ``ex``
 
 
 @dataclass
@@ -133,7 +134,8 @@ def _episodes(market, seed: int, rng: np.random.Generator) -> list[Episode]:
         pick += [str(c) for c in rng.choice(quiet, size=UNIVERSE - len(pick), replace=False)] if len(pick) < UNIVERSE else []
         i = int(sessions.searchsorted(day))
         start = sessions[i - int(rng.integers(1, 3))]   # one or two sessions before the action
-        out.append(Episode(kind, day, pick[:UNIVERSE], start))
+        pick = pick[:UNIVERSE]
+        out.append(Episode(kind, day, pick, start, [c for c in pick if c in by_date.get(day, [])]))
     return out
 
 
@@ -300,13 +302,23 @@ def _play(sim, market, monkeypatch, tmp_path, seed: int) -> Tally:
             # Cache the whole universe one page deep on the first session, and nothing else, so the
             # first calls after the action (one or two sessions later) meet a history as shallow as
             # a day's scan leaves it.
-            run.panel(ep.codes, int(rng.integers(100, 551)), None, ["close"], True)
+            first = int(rng.integers(100, 551))
+            run.panel(ep.codes, first, None, ["close"], True)
             tally.call("get_panel")
-            for _step in range(STEPS):
-                jump = int(rng.choice([1, 1, 1, 1, 1, 1, 2, 2, 3, 5]))
+            for step in range(STEPS):
+                if step == 0:  # onto the action's session or up to two sessions past it
+                    ahead = len(calendar.sessions_in_range(day + pd.Timedelta(days=1), ep.ex))
+                    jump = ahead + int(rng.choice([0, 0, 0, 1, 2]))
+                else:
+                    jump = int(rng.choice([1, 1, 1, 1, 1, 1, 2, 2, 3, 5]))
                 day = calendar.sessions_in_range(day + pd.Timedelta(days=1), day + pd.Timedelta(days=15))[jump - 1]
                 run.set_clock(day, _time_of_day(rng))
                 today = pd.Timestamp(run.now.date())
+                if step == 0:
+                    # The first call after the action asks for more bars than were cached before it.
+                    for code in ep.acting:
+                        tally.call("get_ohlcv")
+                        run.ohlcv(api, code, first + int(rng.integers(1, 600)), None, True, op="get_ohlcv after action")
                 for _ in range(OPS):
                     op = rng.choice(["get_ohlcv", "get_panel", "refresh", "warm"], p=[0.5, 0.3, 0.08, 0.12])
                     tally.call(str(op))
