@@ -103,7 +103,12 @@ def _listed_through(market, code: str, lo: pd.Timestamp, hi: pd.Timestamp) -> bo
 
 
 def _episodes(market, seed: int, rng: np.random.Generator) -> list[Episode]:
-    """One split, one January of dividends and one ETF distribution (or another split) per seed."""
+    """One split, one January of dividends and one ETF distribution per seed.
+
+    The clock starts on the session before the action (dividends, ETF: the action falls on
+    the day after a cached session), or two sessions before it (splits: the action falls
+    inside the gap before the next call, as in the issue's 171840 scenario).
+    """
     sessions = calendar.sessions_in_range("2016-01-01", "2025-11-28")
     by_date: dict[pd.Timestamp, list[str]] = {}
     for code in market.codes:
@@ -120,7 +125,8 @@ def _episodes(market, seed: int, rng: np.random.Generator) -> list[Episode]:
     jan = januaries[-1 - (seed % len(januaries))]
     other = etf[int(rng.integers(len(etf)))]
     out = []
-    for kind, day, must in (("split", split_day, [split_code]), ("dividends", jan, []), ("etf", other, [])):
+    for kind, day, must, before in (("split", split_day, [split_code], 2), ("dividends", jan, [], 1),
+                                    ("etf", other, [], 1)):
         lo = day - pd.Timedelta(days=500)
         hi = day + pd.Timedelta(days=30)
         acting = [c for c in by_date.get(day, []) if market.info(c).listed < day - pd.Timedelta(days=60)]
@@ -133,7 +139,7 @@ def _episodes(market, seed: int, rng: np.random.Generator) -> list[Episode]:
         quiet = [c for c in market.codes if c not in pick and _listed_through(market, c, lo, hi)]
         pick += [str(c) for c in rng.choice(quiet, size=UNIVERSE - len(pick), replace=False)] if len(pick) < UNIVERSE else []
         i = int(sessions.searchsorted(day))
-        start = sessions[i - int(rng.integers(1, 3))]   # one or two sessions before the action
+        start = sessions[i - before]
         pick = pick[:UNIVERSE]
         out.append(Episode(kind, day, pick, start, [c for c in pick if c in by_date.get(day, [])]))
     return out
