@@ -368,3 +368,45 @@ def test_cache_answers_equal_the_simulators_through_actions_and_moving_clocks(ma
     shown = "\n".join(tally.mismatches[:25])
     assert not tally.mismatches, (f"seed {seed}: {len(tally.mismatches)} of {tally.comparisons} answers differ "
                                   f"from the simulator's (first 25):\n{shown}")
+
+
+# -- the ex-date itself, at every time of day -------------------------------------------------------
+EX_DATE = pd.Timestamp("2024-01-02")   # a January of dividends: many actions, low-priced stocks among them
+TIMES = ["08:30", "13:00", "16:00", "20:30"]   # before the open, live, after the close (still live), final
+
+
+def test_answers_on_an_ex_date_equal_the_simulators_before_the_open_live_and_final(sim, sim_market, tmp_path,
+                                                                                   monkeypatch):
+    """The random walk above meets an ex-date at each time of day only by chance; here every time, always.
+
+    Stocks cached the session before, then asked on the ex-date with ``base_dt`` None,
+    today and the session before: before the open Kiwoom already applies today's action
+    to ``base_dt=today`` (the exchange set today's reference price), while the market is
+    open and after the close today's bar is live and the older rows are adjusted as of
+    today, and after the cut-off everything is final.
+    """
+    prev = calendar.previous_session(EX_DATE)
+    acting = [c for c in sim_market.codes if any(e.ex_date == EX_DATE for e in sim_market.events(c))
+              and sim_market.info(c).listed < prev - pd.Timedelta(days=400)]
+    acting.sort(key=lambda c: _price_before(sim_market, c, EX_DATE))
+    codes = acting[:6] + acting[-2:]   # the six lowest-priced and the two highest-priced
+    tally = Tally()
+    run = Run(sim, sim_market, monkeypatch, tally)
+    run.set_clock(prev, "20:30")
+    with client(sim, tmp_path / "c") as api:
+        data.set_default_client(api)
+        for code in codes:
+            run.ohlcv(api, code, 250, None, True)
+        for hhmm in TIMES:
+            run.set_clock(EX_DATE, hhmm)
+            for code in codes:
+                for base_dt in (None, EX_DATE.strftime("%Y%m%d"), prev.strftime("%Y-%m-%d")):
+                    run.ohlcv(api, code, 250, base_dt, True)
+            run.panel(codes, 250, None, ["open", "high", "low", "close", "volume"], True)
+    print(f"\n{tally.comparisons} comparisons, {len(tally.mismatches)} mismatches")
+    assert tally.comparisons == len(codes) * (1 + len(TIMES) * 4)
+    by_time = {t: sum(f"now={EX_DATE.date()} {t}" in m for m in tally.mismatches) for t in TIMES}
+    # The first few of each time of day, so every kind of wrong answer shows.
+    shown = "\n".join(m for t in TIMES for m in [x for x in tally.mismatches if f" {t}:" in x][:6])
+    assert not tally.mismatches, (f"{len(tally.mismatches)} of {tally.comparisons} answers differ from the "
+                                  f"simulator's; by time of day {by_time}:\n{shown}")
