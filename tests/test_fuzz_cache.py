@@ -384,6 +384,7 @@ EX_DATE = pd.Timestamp("2024-01-02")   # a January of dividends: many actions, l
 TIMES = ["08:30", "13:00", "16:00", "20:30"]   # before the open, live, after the close (still live), final
 
 
+@pytest.mark.slow
 def test_answers_on_an_ex_date_equal_the_simulators_before_the_open_live_and_final(sim, sim_market, tmp_path,
                                                                                    monkeypatch):
     """The random walk above meets an ex-date at each time of day only by chance; here every time, always.
