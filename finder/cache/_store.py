@@ -308,8 +308,8 @@ class Store:
         if end > anchor or any(end < e <= anchor for e in events):
             return None
         hi = int(full.index.searchsorted(pd.Timestamp(str(end)), side="right"))
-        if hi < count and not reached_start:
-            return None
+        if hi == 0 or (hi < count and not reached_start):
+            return None  # nothing on or before end (the full path says so), or too few rows here
         self.stats.add(True)
         return full.iloc[max(0, hi - count):hi].copy()
 
