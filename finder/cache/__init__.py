@@ -326,7 +326,7 @@ def warm(universe: Any = "KOSPI", count: int = 600, base_dt: Any = None, progres
     refresh_if_behind(api, codes, end)
 
     end64 = np.datetime64(end.date(), "D")
-    from tqdm.auto import tqdm
+    from .._progress import progress as tqdm  # widget, terminal or a one-line log (finder._progress)
 
     done = skipped = 0
     failed: dict[str, str] = {}

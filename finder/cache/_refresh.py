@@ -105,7 +105,7 @@ def refresh_histories(client, codes: Iterable[str] | None = None, progress: bool
                 out["from_quotes"] += 1
     end = np.datetime64(session.date(), "D")
     if more:
-        from tqdm.auto import tqdm
+        from .._progress import progress as tqdm  # widget, terminal or a one-line log (finder._progress)
 
         for code in tqdm(more, desc="refresh (ka10081)", unit="stock", disable=not progress, leave=False):
             try:
@@ -113,6 +113,8 @@ def refresh_histories(client, codes: Iterable[str] | None = None, progress: bool
                 out["walked"] += 1 if hist is not None else 0
             except KiwoomError as exc:
                 out["failed"][code] = f"{type(exc).__name__}: {exc}"
+    from ._index_bars import refresh as refresh_indices  # index bars (ka20006) stay current too
+    out.update(refresh_indices(client))
     return out
 
 
