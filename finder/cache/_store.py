@@ -5,8 +5,7 @@ Layout under the cache folder::
     joblib/...                 joblib.Memory's own entries (walks, histories, frames, live bars)
     finder/index/<code>.json   pointer: which history entry is current for the stock (``_index``)
     finder/unknown/<code>.json "no such stock" markers, valid for one session
-    finder/locks/<code>.lock   held while one process fetches that stock
-    finder/tokens/, finder/ratelimit/   the client's shared token and pacing slots
+    finder/locks/<code>.lock   held while one process fetches (or commits) that stock
 
 How a request is served (``ensure``):
 
