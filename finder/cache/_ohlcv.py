@@ -42,6 +42,24 @@ def _d(ts: pd.Timestamp) -> np.datetime64:
     return np.datetime64(ts.date(), "D")
 
 
+def _today_factor(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """Today's price factor, from the previous row before (``ours``) and after (``theirs``) today's action.
+
+    The close ratio is exact for a cash dividend (the exchange's reference price is the
+    close minus the dividend, a whole number of won); it is used whenever every price of
+    the row allows it (:func:`_history.factor_bounds`), else the middle of what they allow.
+    """
+    from ._history import factor_bounds
+
+    lo, hi = factor_bounds(ours[None, :], theirs[None, :])
+    lo, hi = float(lo[0]), float(hi[0])
+    if ours[3] > 0 and theirs[3] > 0 and lo <= theirs[3] / ours[3] <= hi:
+        return float(theirs[3] / ours[3])
+    if np.isfinite(lo) and np.isfinite(hi) and lo <= hi:
+        return (lo + hi) / 2
+    return float(theirs.sum() / ours.sum())
+
+
 def _apply_live(hist: History, end: np.datetime64, count: int, adjusted: bool, lv: dict):
     """Final rows before today plus today's live bar, adjusted as of today."""
     has_bar = bool(lv.get("has_bar"))
@@ -55,7 +73,7 @@ def _apply_live(hist: History, end: np.datetime64, count: int, adjusted: bool, l
     if adjusted and "prev" in lv and hist.last_row is not None and lv["prev_date"] == hist.last_row:
         ours = hist.adj[-1]
         if not np.array_equal(lv["prev"], ours) and ours.sum() > 0:
-            pf = float(lv["prev"].sum() / ours.sum())
+            pf = _today_factor(ours, np.asarray(lv["prev"], dtype="float64"))
             vf = float(lv["prev_volume"] / hist.adj_volume[-1]) if hist.adj_volume[-1] else 1.0
             prices = np.round(prices * pf)
             volume = np.round(volume * vf).astype("int64")
