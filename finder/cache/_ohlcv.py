@@ -75,7 +75,16 @@ def _apply_live(hist: History, end: np.datetime64, count: int, adjusted: bool, l
         if not np.array_equal(lv["prev"], ours) and ours.sum() > 0:
             pf = _today_factor(ours, np.asarray(lv["prev"], dtype="float64"))
             vf = float(lv["prev_volume"] / hist.adj_volume[-1]) if hist.adj_volume[-1] else 1.0
-            prices = np.round(prices * pf)
+            # Rounded once, from raw (as Kiwoom does): raw x (actions up to end) x today's factor.
+            _, raw_p, _, _ = hist.arrays(end, max(n_final, 0), False)
+            if n_final > 0 and len(raw_p) == len(prices):
+                ev = hist.events
+                use = ev.ex <= end
+                suffix = np.concatenate([np.cumprod(ev.price[use][::-1])[::-1], [1.0]])
+                cum = suffix[np.searchsorted(ev.ex[use], dates, "right")]
+                prices = np.round(raw_p * (cum * pf)[:, None])
+            else:
+                prices = np.round(prices * pf)
             volume = np.round(volume * vf).astype("int64")
     if has_bar:
         o, h, l, c, v, val = lv["bar"]
