@@ -30,6 +30,13 @@ _walk_handoff: dict[tuple, Walk] = {}
 _handoff_lock = threading.Lock()
 
 
+def _now() -> float:
+    """finder's "now" (FINDER_NOW-aware) as a timestamp: when a live bar was seen, for its TTL."""
+    from .. import calendar
+
+    return calendar.now().timestamp()
+
+
 def _mark() -> None:
     computed.flag = True
 
@@ -93,7 +100,7 @@ def frame_blob(client, code: str, spec: tuple) -> bytes:
 def live_from_quote(code: str, session: str, row, when: pd.Timestamp) -> None:
     """Hand a batched quote over as the live entry of ``code`` (stored by the next ``live`` call)."""
     traded = bool(row["traded"]) and pd.Timestamp(row["date"]) == when
-    out = {"session": session, "has_bar": traded, "source": "ka10095"}
+    out = {"session": session, "has_bar": traded, "source": "ka10095", "asof": _now()}
     if traded:
         out["bar"] = (float(row["open"]), float(row["high"]), float(row["low"]), float(row["close"]),
                       int(row["volume"]), int(row["value"]))
@@ -113,7 +120,7 @@ def live(client, code: str, session: str) -> dict:
     frame = result.frame
     today = np.datetime64(when.date(), "D")
     dates = frame.index.values.astype("datetime64[D]")
-    out = {"session": session, "has_bar": bool(len(dates) and dates[-1] == today)}
+    out = {"session": session, "has_bar": bool(len(dates) and dates[-1] == today), "asof": _now()}
     if out["has_bar"]:
         row = frame.iloc[-1]
         out["bar"] = (float(row.open), float(row.high), float(row.low), float(row.close),

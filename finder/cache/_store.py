@@ -81,6 +81,14 @@ def _live_is_fresh(metadata: dict) -> bool:
     return fetched is not None and time.time() - float(fetched) < live_ttl()
 
 
+def _seen_recently(value) -> bool:
+    """A live entry seen within the TTL of finder's "now" (entries without the mark: by the wall clock only)."""
+    asof = value.get("asof") if isinstance(value, dict) else None
+    if asof is None:
+        return True
+    return abs(calendar.now().timestamp() - float(asof)) < live_ttl()
+
+
 def _sessions_after(start: np.datetime64, end: np.datetime64) -> int:
     """Sessions in ``(start, end]``: how many rows lie after ``start`` up to ``end``."""
     return max(calendar.sessions_between_count(pd.Timestamp(start), pd.Timestamp(end)) - 1, 0)
@@ -385,16 +393,31 @@ class Store:
         return hist
 
     def live(self, client, code: str, session: pd.Timestamp) -> dict:
-        value, _ = self._call(self._live, code, session.strftime("%Y-%m-%d"), _memo.FORMAT_VERSION, client=client)
+        day = session.strftime("%Y-%m-%d")
+        value, _ = self._call(self._live, code, day, _memo.FORMAT_VERSION, client=client)
+        if not _seen_recently(value):
+            # Fresh by the wall clock, but finder's "now" (FINDER_NOW) has moved past its TTL:
+            # freshness follows FINDER_NOW like every other calendar decision.
+            self.check_safe()
+            value, _ = self._live.call(code, day, _memo.FORMAT_VERSION, client=client)
         return value
 
     def live_is_fresh(self, code: str, session: pd.Timestamp) -> bool:
-        """True when the stored live bar of ``code`` for ``session`` is within its TTL (reads metadata only)."""
+        """True when the stored live bar of ``code`` for ``session`` is within its TTL, by the wall clock
+        (the entry's metadata) and by finder's "now"."""
         day = session.strftime("%Y-%m-%d")
         if not self._live.check_call_in_cache(code, day, _memo.FORMAT_VERSION):
             return False
-        return _live_is_fresh(_backend.metadata(self.memory, _backend.entry_id(self._live, code, day,
-                                                                                 _memo.FORMAT_VERSION)))
+        call_id = _backend.entry_id(self._live, code, day, _memo.FORMAT_VERSION)
+        if not _live_is_fresh(_backend.metadata(self.memory, call_id)):
+            return False
+        try:
+            self.check_safe()
+            return _seen_recently(self.memory.store_backend.load_item(list(call_id), verbose=0))
+        except CacheError:
+            raise
+        except Exception:
+            return False
 
     def stock_list(self, client, market: str) -> pd.DataFrame:
         self.check_safe()
