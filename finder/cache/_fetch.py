@@ -25,7 +25,16 @@ computed = threading.local()
 # request serves 100 stocks, and each stock's bar is then stored under its own key.
 handoff: dict[tuple[str, str], Walk] = {}        # final quote bars, by (code, session)
 _live_handoff: dict[tuple[str, str], dict] = {}  # live bars, by (code, session)
+# Raw walks assembled from a history's own rows (compaction), by (code, base_dt, depth, adjusted).
+_walk_handoff: dict[tuple, Walk] = {}
 _handoff_lock = threading.Lock()
+
+
+def _now() -> float:
+    """finder's "now" (FINDER_NOW-aware) as a timestamp: when a live bar was seen, for its TTL."""
+    from .. import calendar
+
+    return calendar.now().timestamp()
 
 
 def _mark() -> None:
@@ -35,6 +44,10 @@ def _mark() -> None:
 def walk(client, code: str, base_dt: str, depth: int, adjusted: bool) -> Walk:
     """Fetch the last ``depth`` bars on or before ``base_dt`` (a final session), adjusted as of it."""
     _mark()
+    with _handoff_lock:
+        handed = _walk_handoff.pop((code, base_dt, int(depth), bool(adjusted)), None)
+    if handed is not None:
+        return handed
     when = pd.Timestamp(base_dt)
     result = client.daily_walk(code, when, depth, adjusted)
     frame = result.frame
@@ -87,7 +100,7 @@ def frame_blob(client, code: str, spec: tuple) -> bytes:
 def live_from_quote(code: str, session: str, row, when: pd.Timestamp) -> None:
     """Hand a batched quote over as the live entry of ``code`` (stored by the next ``live`` call)."""
     traded = bool(row["traded"]) and pd.Timestamp(row["date"]) == when
-    out = {"session": session, "has_bar": traded, "source": "ka10095"}
+    out = {"session": session, "has_bar": traded, "source": "ka10095", "asof": _now()}
     if traded:
         out["bar"] = (float(row["open"]), float(row["high"]), float(row["low"]), float(row["close"]),
                       int(row["volume"]), int(row["value"]))
@@ -107,7 +120,7 @@ def live(client, code: str, session: str) -> dict:
     frame = result.frame
     today = np.datetime64(when.date(), "D")
     dates = frame.index.values.astype("datetime64[D]")
-    out = {"session": session, "has_bar": bool(len(dates) and dates[-1] == today)}
+    out = {"session": session, "has_bar": bool(len(dates) and dates[-1] == today), "asof": _now()}
     if out["has_bar"]:
         row = frame.iloc[-1]
         out["bar"] = (float(row.open), float(row.high), float(row.low), float(row.close),
@@ -131,6 +144,17 @@ def stock_list(client, market: str, day: str) -> pd.DataFrame:
         raise APIError(f"ka10099 returned no stocks for {market}; nothing was cached")
     return frame
 
+
+
+def offer_walk(code: str, base_dt: str, depth: int, adjusted: bool, walk_: Walk) -> None:
+    """Hand over a walk built from rows already held (see ``Store._commit``), to be stored under its key."""
+    with _handoff_lock:
+        _walk_handoff[(code, base_dt, int(depth), bool(adjusted))] = walk_
+
+
+def take_back_walk(code: str, base_dt: str, depth: int, adjusted: bool) -> None:
+    with _handoff_lock:
+        _walk_handoff.pop((code, base_dt, int(depth), bool(adjusted)), None)
 
 
 def offer_quote_bar(code: str, session: str, bar: Walk) -> None:

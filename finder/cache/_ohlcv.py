@@ -42,6 +42,24 @@ def _d(ts: pd.Timestamp) -> np.datetime64:
     return np.datetime64(ts.date(), "D")
 
 
+def _today_factor(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """Today's price factor, from the previous row before (``ours``) and after (``theirs``) today's action.
+
+    The close ratio is exact for a cash dividend (the exchange's reference price is the
+    close minus the dividend, a whole number of won); it is used whenever every price of
+    the row allows it (:func:`_history.factor_bounds`), else the middle of what they allow.
+    """
+    from ._history import factor_bounds
+
+    lo, hi = factor_bounds(ours[None, :], theirs[None, :])
+    lo, hi = float(lo[0]), float(hi[0])
+    if ours[3] > 0 and theirs[3] > 0 and lo <= theirs[3] / ours[3] <= hi:
+        return float(theirs[3] / ours[3])
+    if np.isfinite(lo) and np.isfinite(hi) and lo <= hi:
+        return (lo + hi) / 2
+    return float(theirs.sum() / ours.sum())
+
+
 def _apply_live(hist: History, end: np.datetime64, count: int, adjusted: bool, lv: dict):
     """Final rows before today plus today's live bar, adjusted as of today."""
     has_bar = bool(lv.get("has_bar"))
@@ -55,9 +73,18 @@ def _apply_live(hist: History, end: np.datetime64, count: int, adjusted: bool, l
     if adjusted and "prev" in lv and hist.last_row is not None and lv["prev_date"] == hist.last_row:
         ours = hist.adj[-1]
         if not np.array_equal(lv["prev"], ours) and ours.sum() > 0:
-            pf = float(lv["prev"].sum() / ours.sum())
+            pf = _today_factor(ours, np.asarray(lv["prev"], dtype="float64"))
             vf = float(lv["prev_volume"] / hist.adj_volume[-1]) if hist.adj_volume[-1] else 1.0
-            prices = np.round(prices * pf)
+            # Rounded once, from raw (as Kiwoom does): raw x (actions up to end) x today's factor.
+            _, raw_p, _, _ = hist.arrays(end, max(n_final, 0), False)
+            if n_final > 0 and len(raw_p) == len(prices):
+                ev = hist.events
+                use = ev.ex <= end
+                suffix = np.concatenate([np.cumprod(ev.price[use][::-1])[::-1], [1.0]])
+                cum = suffix[np.searchsorted(ev.ex[use], dates, "right")]
+                prices = np.round(raw_p * (cum * pf)[:, None])
+            else:
+                prices = np.round(prices * pf)
             volume = np.round(volume * vf).astype("int64")
     if has_bar:
         o, h, l, c, v, val = lv["bar"]
@@ -88,7 +115,7 @@ def _arrays(store: Store, client, code: str, session: pd.Timestamp, live: bool, 
 def get_ohlcv(client, code: str, count: int, when: pd.Timestamp | None, adjusted: bool) -> pd.DataFrame:
     """The cached ``get_ohlcv`` (arguments already validated by the caller)."""
     store = Store.for_client(client)
-    if not store.usable:
+    if not store.writable:
         store.warn_once("readonly", f"the cache folder {store.root} is not writable; serving data uncached")
         return client.fetch_ohlcv(code, count, when, adjusted)
     session, live = resolve(when)
@@ -158,7 +185,7 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
     # check and the load (reading it three times was a third of a warm panel's time).
     pointers = _Pointers(store)
 
-    if store.usable:
+    if store.writable:
         # Many stocks at the newest session: bring those a session behind up to date with
         # batched quotes (100 stocks a request) before the per-stock loop would walk each one.
         from ._refresh import prefetch_live, refresh_if_behind
@@ -185,7 +212,7 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
     try:
         for code in code_list:
             try:
-                if not store.usable:
+                if not store.writable:
                     df = client.fetch_ohlcv(code, count, session if not live else None, adjusted)
                     results[code] = (df.index.values.astype("datetime64[D]"),
                                      df[["open", "high", "low", "close"]].to_numpy(), df.volume.to_numpy(),

@@ -63,7 +63,7 @@ def _behind(store: Store, codes: Iterable[str], session: pd.Timestamp,
     return one, more, current
 
 
-def refresh(client, codes: Iterable[str] | None = None, progress: bool = False) -> dict:
+def refresh_histories(client, codes: Iterable[str] | None = None, progress: bool = False) -> dict:
     """Bring cached histories (all, or those of ``codes``) up to the newest final session.
 
     Returns counts: ``current`` (already up to date), ``from_quotes``,
@@ -74,8 +74,7 @@ def refresh(client, codes: Iterable[str] | None = None, progress: bool = False) 
     store.check_safe()
     session = calendar.latest_final_session()
     if codes is None:
-        index = store.state / "index"
-        codes = sorted(p.stem for p in index.glob("*.json")) if index.is_dir() else []
+        codes = store.index.codes()
     codes = list(dict.fromkeys(codes))
     one, more, current = _behind(store, codes, session)
     out = {"session": str(session.date()), "stocks": len(codes), "current": current, "from_quotes": 0,
@@ -131,7 +130,7 @@ def refresh_if_behind(client, codes: list[str], session: pd.Timestamp, pointers=
     one, _more, _ = _behind(store, codes, session, pointers)
     if len(one) >= MIN_BATCH:
         try:
-            refresh(client, one)
+            refresh_histories(client, one)
         except KiwoomError as exc:  # the per-stock path still works; say why we fell back
             log.warning("batched refresh failed (%s); fetching stock by stock", exc)
         return one
@@ -145,21 +144,16 @@ def prefetch_live(client, codes: list[str], session: pd.Timestamp) -> int:
     price shows a corporate action today (their per-stock live walk also
     brings the adjusted previous row that such a day needs).
     """
-    from . import _memo
     from ._fetch import live_from_quote
 
     store = Store.for_client(client)
+    store.check_safe()  # before anything reads the folder
     prev = np.datetime64(calendar.previous_session(session).date(), "D")
     key = session.strftime("%Y-%m-%d")
     wanted = []
     for code in codes:
-        if store._live.check_call_in_cache(code, key, _memo.FORMAT_VERSION):
-            meta = store.memory.store_backend.get_metadata(
-                (store._live.func_id, store._live._get_args_id(code, key, _memo.FORMAT_VERSION)))
-            from ._store import _live_is_fresh
-
-            if _live_is_fresh(meta):
-                continue
+        if store.live_is_fresh(code, session):
+            continue
         wanted.append(code)
     if len(wanted) < MIN_BATCH:
         return 0
