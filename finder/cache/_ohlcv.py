@@ -256,10 +256,18 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
             return _panel.part(_panel.signature(store, code), store.ensure(client, code, _d(session), count),
                                _d(session), count, adjusted, upto=pend)
 
+        new = None
         try:
-            built = _panel.build(store, parts, _d(session), count, adjusted, reload) is not None
+            new = _panel.build(store, parts, _d(session), count, adjusted, reload)
         except (OSError, KiwoomError) as exc:  # only a speed-up: the answer is already complete
             log.info("finder: no panel written (%s)", exc)
+        built = new is not None
+        if new is not None and new[0].end == _d(session) and all(c in new[0].col for c in results):
+            # The new panel holds exactly these bars: answer from its arrays in memory (cheaper than
+            # assembling the per-stock rows a second time; they are this call's own, so no aliasing).
+            fresh = _panel.Hit(new[0], list(results), new[1], set(), _d(session), count)
+            return _finish(_panel.frames(fresh, fields), missing, session, live, fields, single,
+                           {"served": len(served), "per_stock": len(rest), "built": True})
     panels = _assemble(results, fields)
     return _finish(panels, missing, session, live, fields, single,
                    {"served": len(served), "per_stock": len(rest), "built": built})

@@ -120,6 +120,7 @@ class Panel:
     events: list[np.ndarray]
     full: np.ndarray       # bool per code: the panel holds every bar of the stock up to ``end``
     rows: np.ndarray       # bars per code in the panel
+    last_event: np.ndarray  # per code, its newest corporate action on or before ``end`` (NaT if none)
     dates: np.ndarray      # datetime64[D]
     crc: list[int]
     stamp: list[int]       # data.npy's (inode, size, mtime, ctime) when written: unchanged means unwritten since
@@ -131,15 +132,18 @@ class Panel:
         if meta.get("version") != VERSION:
             raise ValueError("another panel format")
         codes = [str(c) for c in meta["codes"]]
+        events = [np.array(e, dtype="datetime64[D]") for e in meta["events"]]
+        end = np.datetime64(meta["end"], "D")
+        last = np.array([d or "NaT" for d in meta["last_event"]], dtype="datetime64[D]")
         dates = np.array(meta["dates"], dtype="datetime64[D]")
         shape = tuple(int(x) for x in meta["shape"])
         if (shape != (len(FIELDS), len(codes), len(dates)) or
-                not len(meta["sigs"]) == len(meta["events"]) == len(meta["full"]) == len(meta["rows"]) == len(codes)):
+                not len(meta["sigs"]) == len(meta["events"]) == len(meta["full"]) == len(meta["rows"])
+                == len(meta["last_event"]) == len(codes)):
             raise ValueError("inconsistent panel description")
-        return cls(pid, path, bool(meta["adjusted"]), np.datetime64(meta["end"], "D"), codes,
-                   {c: j for j, c in enumerate(codes)}, meta["sigs"],
-                   [np.array(e, dtype="datetime64[D]") for e in meta["events"]],
-                   np.array(meta["full"], dtype=bool), np.array(meta["rows"], dtype=np.int64), dates, [int(x) for x in meta["crc"]],
+        return cls(pid, path, bool(meta["adjusted"]), end, codes,
+                   {c: j for j, c in enumerate(codes)}, meta["sigs"], events,
+                   np.array(meta["full"], dtype=bool), np.array(meta["rows"], dtype=np.int64), last, dates, [int(x) for x in meta["crc"]],
                    [int(x) for x in meta["stamp"]], shape,
                    float(meta["built"]))
 
@@ -227,15 +231,15 @@ def find(store, codes: list[str], end: np.datetime64, count: int, adjusted: bool
     hi = int(np.searchsorted(p.dates, end, "right"))
     served = []
     as_of = set()
+    # An action in (end, panel end] changes the stock's as-of prices: the per-stock path rebuilds them.
+    acted = set(np.array(p.codes)[p.last_event > end]) if adjusted and end < p.end else set()
     for c in codes:
         j = p.col.get(c)
         if j is None or p.sigs[j] is None or signature(store, c) != p.sigs[j]:
             continue
-        if adjusted:
-            ev = p.events[j]
-            if len(ev) and ((ev > end) & (ev <= p.end)).any():
-                as_of.add(c)
-                continue  # an action after ``end``: its as-of prices differ; the per-stock path rebuilds them
+        if c in acted:
+            as_of.add(c)
+            continue
         served.append(c)
     if not served:
         return Hit(p, [], None, as_of, end, count) if as_of else None
@@ -375,8 +379,10 @@ def part(sig: list[int] | None, hist, end: np.datetime64, count: int, adjusted: 
                 bool(lo == 0 and hist.reached_start), hist.events.ex)
 
 
-def build(store, parts: dict[str, Part], end: np.datetime64, count: int, adjusted: bool, reload) -> Panel | None:
-    """Publish the panel of ``parts`` (request order); None when too few stocks or the folder refuses.
+def build(store, parts: dict[str, Part], end: np.datetime64, count: int, adjusted: bool,
+          reload) -> tuple[Panel, np.ndarray] | None:
+    """Publish the panel of ``parts`` (request order); (panel, its data in memory), or None when too few
+    stocks or the folder refuses.
 
     The panel ends at the oldest anchor (>= ``end``).  A stock whose history
     reaches further is cut there; if a corporate action of it lies after that
@@ -419,11 +425,18 @@ def build(store, parts: dict[str, Part], end: np.datetime64, count: int, adjuste
         "events": [[str(e) for e in parts[c].events] for c in names],
         "full": [parts[c].full for c in names],
         "rows": [int(len(parts[c].dates)) for c in names],
+        "last_event": [_last_event(parts[c].events, pend) for c in names],
         "shape": list(data.shape),
         "crc": [zlib.crc32(data[k]) for k in range(len(FIELDS))],
         "built": time.time(),
     }
-    return _publish(store, data, meta)
+    panel = _publish(store, data, meta)
+    return (panel, data) if panel is not None else None
+
+
+def _last_event(events: np.ndarray, end: np.datetime64) -> str | None:
+    before = events[events <= end]
+    return str(before.max()) if len(before) else None
 
 
 def _publish(store, data: np.ndarray, meta: dict) -> Panel | None:
