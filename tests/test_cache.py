@@ -278,15 +278,31 @@ def test_live_bar_expires_after_the_ttl_and_is_final_after_the_cutoff(make_sim, 
 
 
 # -- never cache what is not data ----------------------------------------------------------------------
-def test_errors_and_unknown_codes_are_never_cached(sim, cache_dir):
+def test_unknown_codes_are_remembered_as_a_marker_until_the_next_session(sim, cache_dir, monkeypatch):
+    from finder.cache._store import Store
+
     with client(sim, cache_dir) as api:
         for _ in range(2):
             with pytest.raises(StockNotFoundError):
                 api.get_ohlcv("123456", 10, D)
-        assert ka10081(sim) == 2   # the first walk fails each time: the error was not stored
+        assert ka10081(sim) == 1   # the second call is answered by the marker
+    Store._instances.clear()       # a restarted process reads the marker from disk
+    with client(sim, cache_dir) as api:
+        with pytest.raises(StockNotFoundError):
+            api.get_ohlcv("123456", 10, D)
+        assert ka10081(sim) == 1
+    # a marker, never data: no pointer, no entry
     index = cache_dir / "finder" / "index"
     assert not index.exists() or not list(index.glob("*.json"))
     assert not list((cache_dir / "joblib").rglob("output.pkl"))
+    assert (cache_dir / "finder" / "unknown" / "123456.json").is_file()
+    # the next session asks again (a code can be listed overnight)
+    monkeypatch.setenv("FINDER_NOW", "2025-12-01T20:30:00+09:00")
+    Store._instances.clear()
+    with client(sim, cache_dir) as api:
+        with pytest.raises(StockNotFoundError):
+            api.get_ohlcv("123456", 10, D)
+        assert ka10081(sim) == 2
 
 
 def test_a_walk_cut_short_is_not_cached(sim, sim_market, cache_dir):

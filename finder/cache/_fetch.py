@@ -25,6 +25,8 @@ computed = threading.local()
 # request serves 100 stocks, and each stock's bar is then stored under its own key.
 handoff: dict[tuple[str, str], Walk] = {}        # final quote bars, by (code, session)
 _live_handoff: dict[tuple[str, str], dict] = {}  # live bars, by (code, session)
+# Raw walks assembled from a history's own rows (compaction), by (code, base_dt, depth, adjusted).
+_walk_handoff: dict[tuple, Walk] = {}
 _handoff_lock = threading.Lock()
 
 
@@ -35,6 +37,10 @@ def _mark() -> None:
 def walk(client, code: str, base_dt: str, depth: int, adjusted: bool) -> Walk:
     """Fetch the last ``depth`` bars on or before ``base_dt`` (a final session), adjusted as of it."""
     _mark()
+    with _handoff_lock:
+        handed = _walk_handoff.pop((code, base_dt, int(depth), bool(adjusted)), None)
+    if handed is not None:
+        return handed
     when = pd.Timestamp(base_dt)
     result = client.daily_walk(code, when, depth, adjusted)
     frame = result.frame
@@ -131,6 +137,17 @@ def stock_list(client, market: str, day: str) -> pd.DataFrame:
         raise APIError(f"ka10099 returned no stocks for {market}; nothing was cached")
     return frame
 
+
+
+def offer_walk(code: str, base_dt: str, depth: int, adjusted: bool, walk_: Walk) -> None:
+    """Hand over a walk built from rows already held (see ``Store._commit``), to be stored under its key."""
+    with _handoff_lock:
+        _walk_handoff[(code, base_dt, int(depth), bool(adjusted))] = walk_
+
+
+def take_back_walk(code: str, base_dt: str, depth: int, adjusted: bool) -> None:
+    with _handoff_lock:
+        _walk_handoff.pop((code, base_dt, int(depth), bool(adjusted)), None)
 
 
 def offer_quote_bar(code: str, session: str, bar: Walk) -> None:

@@ -89,7 +89,7 @@ def _arrays(store: Store, client, code: str, session: pd.Timestamp, live: bool, 
 def get_ohlcv(client, code: str, count: int, when: pd.Timestamp | None, adjusted: bool) -> pd.DataFrame:
     """The cached ``get_ohlcv`` (arguments already validated by the caller)."""
     store = Store.for_client(client)
-    if not store.usable:
+    if not store.writable:
         store.warn_once("readonly", f"the cache folder {store.root} is not writable; serving data uncached")
         return client.fetch_ohlcv(code, count, when, adjusted)
     session, live = resolve(when)
@@ -158,7 +158,7 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
 
     # --- panel store (issue 11, finder/cache/_panel.py): a warm request is a slice of a mapped panel ---
     hit = None
-    use_panels = store.usable and not live and len(code_list) >= _panel.MIN_CODES
+    use_panels = store.writable and not live and len(code_list) >= _panel.MIN_CODES
     if use_panels:
         store.check_safe()
         hit = _panel.find(store, code_list, _d(session), count, adjusted, fields)
@@ -174,7 +174,7 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
     # check and the load (reading it three times was a third of a warm panel's time).
     pointers = _Pointers(store)
 
-    if store.usable and rest:
+    if store.writable and rest:
         # Many stocks at the newest session: bring those a session behind up to date with
         # batched quotes (100 stocks a request) before the per-stock loop would walk each one.
         from ._refresh import prefetch_live, refresh_if_behind
@@ -202,7 +202,7 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
     try:
         for code in rest:
             try:
-                if not store.usable:
+                if not store.writable:
                     df = client.fetch_ohlcv(code, count, session if not live else None, adjusted)
                     results[code] = (df.index.values.astype("datetime64[D]"),
                                      df[["open", "high", "low", "close"]].to_numpy(), df.volume.to_numpy(),

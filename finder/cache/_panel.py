@@ -93,7 +93,8 @@ def _pointer_file(store, code: str) -> str:
     # (A string prefix: building 2,500 pathlib paths cost more than the 2,500 stats.)
     pre = _prefix.get(id(store))
     if pre is None:
-        example = str(store._pointer_path("000000"))
+        index = getattr(store, "index", None)
+        example = str(index.path("000000") if index is not None else store._pointer_path("000000"))
         pre = _prefix[id(store)] = example[: -len("000000.json")]
     return f"{pre}{code}.json"
 

@@ -143,21 +143,16 @@ def prefetch_live(client, codes: list[str], session: pd.Timestamp) -> int:
     price shows a corporate action today (their per-stock live walk also
     brings the adjusted previous row that such a day needs).
     """
-    from . import _memo
     from ._fetch import live_from_quote
 
     store = Store.for_client(client)
+    store.check_safe()  # before anything reads the folder
     prev = np.datetime64(calendar.previous_session(session).date(), "D")
     key = session.strftime("%Y-%m-%d")
     wanted = []
     for code in codes:
-        if store._live.check_call_in_cache(code, key, _memo.FORMAT_VERSION):
-            meta = store.memory.store_backend.get_metadata(
-                (store._live.func_id, store._live._get_args_id(code, key, _memo.FORMAT_VERSION)))
-            from ._store import _live_is_fresh
-
-            if _live_is_fresh(meta):
-                continue
+        if store.live_is_fresh(code, session):
+            continue
         wanted.append(code)
     if len(wanted) < MIN_BATCH:
         return 0

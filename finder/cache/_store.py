@@ -1,9 +1,10 @@
-"""The cache store: joblib.Memory entries, one pointer per stock, and single-flight locks.
+"""The cache store: memoized entries, one pointer per stock, single-flight locks, in-memory histories.
 
 Layout under the cache folder::
 
-    joblib/...                 joblib.Memory's own entries (walks, histories, live bars)
-    finder/index/<code>.json   pointer: which history entry is current for the stock
+    joblib/...                 joblib.Memory's own entries (walks, histories, frames, live bars)
+    finder/index/<code>.json   pointer: which history entry is current for the stock (``_index``)
+    finder/unknown/<code>.json "no such stock" markers, valid for one session
     finder/locks/<code>.lock   held while one process fetches that stock
     finder/tokens/, finder/ratelimit/   the client's shared token and pacing slots
 
@@ -13,38 +14,37 @@ How a request is served (``ensure``):
    joblib hit) — no lock, no request.
 2. Otherwise take the stock's file lock (single flight: other processes asking
    for the same stock wait here, then find the work done), re-read the
-   pointer, and extend the history:
+   pointer, and let the pure planner (``_plan.plan``) say which walks the new
+   history needs; fetch them (memoized), assemble the history, and commit it
+   (``_commit``): fold its raw walk and extensions into one raw walk so the
+   spec stays short, write the pointer atomically, then remove the entries it
+   superseded.  So a stock refreshed every day for a year holds as many
+   entries as a fresh build, not one more per session.
 
-   * nothing yet: one raw and one adjusted walk at the newest final session,
-     deep enough for the request, rounded up to whole 600-row pages (a page
-     costs one request whatever it holds);
-   * newer sessions needed: one adjusted walk from our last row to the newest
-     final session; if its overlap row still equals ours, no corporate action
-     happened and its rows are raw and adjusted at once (one request);
-     otherwise a fresh raw and adjusted pair replaces the history;
-   * older rows needed: a deeper pair at the same anchor.
-
-   The assembled history is memoized under the list of walks it came from,
-   and the pointer is replaced atomically.
+The modules around it: ``_plan`` (decisions, no I/O), ``_index`` (pointers),
+``_backend`` (the only place that knows joblib's storage), ``_memo`` (the
+memoized function bodies), ``_fetch`` (what a miss runs), ``_history`` (the
+adjustment math).
 
 Guarantees: a pointer only ever names a history built from complete walks;
-results are identical whichever process fetched them.  Not guaranteed: a
-stock whose walk keeps failing is fetched again on each call (errors are never
-cached).
+results are identical whichever process fetched them; a reader that loses a
+race with a commit (its entry was just removed) re-reads the pointer and sees
+a miss, never damage; nothing is unpickled before the folder's safety check.
+Not guaranteed: a stock whose walk keeps failing is fetched again on each call
+(errors are never cached; a "no such stock" answer is kept as a marker until
+the next session).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import json
-import pickle
-import weakref
 import logging
 import os
+import pickle
 import threading
 import time
 import warnings
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 
@@ -53,11 +53,12 @@ import pandas as pd
 from filelock import FileLock
 
 from .. import calendar
-from .._exceptions import CacheError, KiwoomError
-from .._models import DAILY_PAGE_SIZE
-from .._paths import cache_dir, ensure_private_dir, state_dir, unsafe_reason, write_private_file
-from . import _fetch, _memo
-from ._history import History, Walk, adds_no_action
+from .._exceptions import CacheError, KiwoomError, StockNotFoundError
+from .._paths import cache_dir, ensure_private_dir, state_dir, unsafe_reason
+from . import _backend, _fetch, _memo
+from ._history import History, Walk
+from ._index import PointerIndex
+from ._plan import Fetch, Spec, WalkRef, compacted, key, pages, plan, spec_of  # noqa: F401 (pages: re-export)
 
 log = logging.getLogger("finder.cache")
 
@@ -86,9 +87,12 @@ def _sessions_after(start: np.datetime64, end: np.datetime64) -> int:
     return max(calendar.sessions_between_count(pd.Timestamp(start), pd.Timestamp(end)) - 1, 0)
 
 
-def pages(rows: int) -> int:
-    """Rows rounded up to whole pages: a page costs one request whether it holds 1 row or 600."""
-    return max(1, -(-rows // DAILY_PAGE_SIZE)) * DAILY_PAGE_SIZE
+def _same_history(a: History, b: History) -> bool:
+    return (a.anchor == b.anchor and a.reached_start == b.reached_start and np.array_equal(a.dates, b.dates)
+            and np.array_equal(a.raw, b.raw) and np.array_equal(a.adj, b.adj)
+            and np.array_equal(a.raw_volume, b.raw_volume) and np.array_equal(a.adj_volume, b.adj_volume)
+            and np.array_equal(a.value, b.value) and np.array_equal(a.events.ex, b.events.ex)
+            and np.allclose(a.events.price, b.events.price, rtol=0, atol=1e-12))
 
 
 class Stats:
@@ -130,8 +134,6 @@ class Store:
         return cls.for_root(client.cache_root)
 
     def __init__(self, root: Path) -> None:
-        import joblib
-
         self.root = Path(root)
         try:
             ensure_private_dir(self.root)
@@ -141,6 +143,8 @@ class Store:
         self.unsafe = unsafe_reason(self.root)
         if self.unsafe:
             log.warning("finder: %s", self.unsafe)
+        self._warned: set[str] = set()
+        self.index = PointerIndex(self.state, _memo.FORMAT_VERSION, self.warn_once)
         self.writable = self._probe_writable()
         if self.writable and self.root == Path(cache_dir()).resolve():
             calendar.save_sessions()  # spares the next process the XKRX build
@@ -152,10 +156,10 @@ class Store:
         # The newest history loaded per stock (weak: the LRU above decides what stays in memory).
         self._latest: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         try:
-            memory = joblib.Memory(location=str(self.root), verbose=0)
+            memory = _backend.memory(str(self.root))
         except OSError:
             # The folder cannot be created: nothing is stored or loaded, every call is served uncached.
-            memory = joblib.Memory(location=None, verbose=0)
+            memory = _backend.memory(None)
         self.memory = memory
         self._walk = memory.cache(_memo.walk, ignore=["client"])
         self._history = memory.cache(_memo.history, ignore=["client"])
@@ -163,7 +167,6 @@ class Store:
         self._stock_list = memory.cache(_memo.stock_list, ignore=["client"])
         self._quote_bar = memory.cache(_memo.quote_bar, ignore=["client"])
         self._frame = memory.cache(_memo.frame, ignore=["client"])
-        self._warned: set[str] = set()
 
     # -- safety -----------------------------------------------------------------
     def _probe_writable(self) -> bool:
@@ -182,7 +185,7 @@ class Store:
     def cannot_write(self, what: str, exc: BaseException | str) -> None:
         """A write into the cache failed: stop writing (and warn once) only if the folder really refuses writes.
 
-        joblib reports a failed store for a full or read-only disk, but also when
+        A failed store happens for a full or read-only disk, but also when
         another process (a prune, a clear) removed an entry's folder mid-write;
         that is a race, not a read-only folder, and must not switch caching off.
         """
@@ -202,58 +205,31 @@ class Store:
             warnings.warn(message, RuntimeWarning, stacklevel=4)
 
     def check_safe(self) -> None:
-        """Refuse to load pickles from a folder others can write, unless explicitly allowed."""
+        """Refuse to load pickles from a folder others can write, unless explicitly allowed.
+
+        Called before every load from disk (``_call``, ``_load_bytes``), so no entry point can
+        unpickle first and check later.
+        """
         if self.unsafe and os.environ.get("FINDER_ALLOW_SHARED_CACHE") != "1":
             raise CacheError(f"refusing to load the cache: {self.unsafe}")
 
-    @property
-    def usable(self) -> bool:
-        return self.writable
-
     # -- pointers -----------------------------------------------------------------
-    def _pointer_path(self, code: str) -> Path:
-        return self.state / "index" / f"{code}.json"
-
     def read_pointer(self, code: str) -> dict | None:
-        try:
-            data = json.loads(self._pointer_path(code).read_bytes())
-        except FileNotFoundError:
-            return None
-        except (ValueError, OSError) as exc:  # pointers are replaced atomically: this is damage, not a race
-            self.warn_once(f"pointer:{code}", f"unreadable cache index entry for {code} ({type(exc).__name__}); "
-                                              "rebuilding it")
-            return None
-        if not isinstance(data, dict) or data.get("version") != _memo.FORMAT_VERSION:
-            # another format: treated as a miss, rebuilt, then replaced
-            self.warn_once("format", f"the cache in {self.root} holds entries of another cache format (version "
-                                     f"{data.get('version') if isinstance(data, dict) else '?'!r}, this finder "
-                                     f"writes {_memo.FORMAT_VERSION}); they are ignored and rebuilt as asked for")
-            return None
-        return data
+        return self.index.read(code)
 
-    def write_pointer(self, code: str, spec: tuple, history: History, entry: str | None, client=None) -> None:
+    def write_pointer(self, code: str, spec: Spec, history: History, entry: str | None, client=None) -> str | None:
+        """Write the stock's pointer (and its ready frame entry first); returns the frame entry's id."""
         frame_entry = None
         if entry is not None and client is not None:
             try:  # the ready adjusted frame that get_ohlcv hits slice (see frame_fast)
-                self._call(self._frame, code, spec, _memo.FORMAT_VERSION, client=client)
-                frame_entry = self._frame._get_args_id(code, spec, _memo.FORMAT_VERSION)
+                self._call(self._frame, code, key(spec), _memo.FORMAT_VERSION, client=client)
+                frame_entry = self._frame._get_args_id(code, key(spec), _memo.FORMAT_VERSION)
             except Exception as exc:  # only a speed-up: without it hits take the array path
                 log.debug("%s: no frame entry (%s)", code, exc)
-        data = {
-            "version": _memo.FORMAT_VERSION,
-            "code": code,
-            "spec": [list(s) for s in spec],
-            "entry": entry,  # joblib's id of the history entry, for a hash-free load
-            "frame": frame_entry,
-            "events": [str(e) for e in history.events.ex],
-            "anchor": str(history.anchor),
-            "first": str(history.first) if history.first is not None else None,
-            "rows": int(len(history.dates)),
-            "reached_start": history.reached_start,
-        }
-        write_private_file(self._pointer_path(code), json.dumps(data).encode())
+        self.index.write(code, spec, history, entry, frame_entry)
         with self._lru_lock:
             self._frames.pop(code, None)  # the next hit loads the new frame
+        return frame_entry
 
     def lock(self, code: str) -> FileLock:
         folder = ensure_private_dir(self.state / "locks")
@@ -261,32 +237,30 @@ class Store:
 
     # -- memoized calls ---------------------------------------------------------
     def _call(self, func, *args, client=None):
-        """Call a memoized function; return (value, was_computed).  Fails loudly on disk trouble."""
+        """Call a memoized function; return (value, was_computed).  Fails loudly on disk trouble.
+
+        Storage trouble is read from ``_backend.outcome`` (per thread), never
+        from the process's warning filters.
+        """
+        self.check_safe()
+        out = _backend.outcome
+        saved = (out.store_error, out.load_error)  # an enclosing call's own outcome, restored below
+        out.reset()
         _fetch.computed.flag = False
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        try:
             value = func(*args, client=client)
+            store_error, load_error = out.store_error, out.load_error
+        finally:
+            out.store_error, out.load_error = saved
         computed = bool(getattr(_fetch.computed, "flag", False))
-        load_failed = store_failed = False
-        for w in caught:
-            text = str(w.message)
-            if "Unable to cache to disk" in text:
-                store_failed = True
-                self.cannot_write("an entry", text)
-            elif "Persisting input" in text:
-                pass  # joblib's note that writing metadata.json was slow (a busy disk): not a failure
-            elif "Exception while loading" in text or "Loading" in text:
-                load_failed = True
-                self.warn_once("load", f"a damaged cache entry was refetched ({text.splitlines()[0][:160]})")
-            else:
-                warnings.warn(w.message, w.category)
-        if load_failed and store_failed and self.writable:
-            # The damaged entry could not be replaced in place (e.g. a directory where output.pkl
-            # should be): remove it, so the next call stores a good one instead of failing again.
-            try:
-                self.memory.store_backend.clear_item((func.func_id, func._get_args_id(*args)))
-            except Exception:
-                pass
+        if store_error:
+            self.cannot_write("an entry", store_error)
+        if load_error:
+            self.warn_once("load", f"a damaged cache entry was refetched ({load_error.splitlines()[0][:160]})")
+            if store_error and self.writable:
+                # The damaged entry could not be replaced in place (e.g. a directory where output.pkl
+                # should be): remove it, so the next call stores a good one instead of failing again.
+                _backend.clear(self.memory, _backend.entry_id(func, *args))
         return value, computed
 
     def walk(self, client, code: str, adjusted: bool, base_dt: str, depth: int) -> Walk:
@@ -295,20 +269,31 @@ class Store:
             raise CacheError(f"cache entry for {code} is not a walk")
         return value
 
+    def _load_bytes(self, call_id: tuple) -> bytes:
+        self.check_safe()
+        blob = _backend.read_bytes_result(self.memory, call_id)
+        if not isinstance(blob, bytes):
+            raise TypeError(f"unexpected {type(blob).__name__}")
+        return blob
+
     def frame_fast(self, code: str, end: np.datetime64, count: int) -> pd.DataFrame | None:
-        """The hot path of an adjusted get_ohlcv hit: slice the stored frame, or None to take the full path.
+        """The hot path of an adjusted get_ohlcv hit: a copy of a slice of the stored frame, or None.
 
         Usable when the pointer's history covers ``end`` and no corporate action
         lies after ``end`` (then Kiwoom's numbers as of the anchor are the
-        numbers as of ``end``).
+        numbers as of ``end``).  The frame handed out is a copy: changing it
+        never changes what later calls return, whatever pandas' copy-on-write mode.
         """
+        self.check_safe()
         entry = self._frames.get(code)
         if entry is None:
             ptr = self.read_pointer(code)
             if not ptr or not ptr.get("frame"):
                 return None
             try:
-                full = pickle.loads(self._read_blob((self._frame.func_id, ptr["frame"])))
+                full = pickle.loads(self._load_bytes((self._frame.func_id, ptr["frame"])))
+            except CacheError:
+                raise
             except Exception:
                 return None  # missing or damaged: the full path rebuilds and warns
             if not isinstance(full, pd.DataFrame):
@@ -326,7 +311,7 @@ class Store:
         if hi < count and not reached_start:
             return None
         self.stats.add(True)
-        return full.iloc[max(0, hi - count):hi]
+        return full.iloc[max(0, hi - count):hi].copy()
 
     def forget(self, code: str | None = None) -> None:
         """Drop in-memory histories (all, or one stock's), e.g. after clearing or pruning."""
@@ -336,29 +321,10 @@ class Store:
                 self._latest.clear()
                 self._frames.clear()
             else:
-                for key in [k for k in self._lru if k[0] == code]:
-                    del self._lru[key]
+                for k in [k for k in self._lru if k[0] == code]:
+                    del self._lru[k]
                 self._latest.pop(code, None)
                 self._frames.pop(code, None)
-
-    def _read_blob(self, call_id: tuple) -> bytes:
-        """The bytes joblib stored for a history entry.
-
-        joblib writes a bytes result as a plain pickle stream (its array wrappers only
-        appear for numpy arrays), so the C unpickler reads it several times faster than
-        joblib's pure-Python one; anything unexpected goes through joblib's own loader.
-        """
-        path = os.path.join(self.memory.store_backend.location, *call_id[0].split("/"), call_id[1], "output.pkl")
-        try:
-            with open(path, "rb") as fh:
-                blob = pickle.load(fh)
-        except FileNotFoundError:
-            raise KeyError(call_id) from None
-        except Exception:
-            blob = self.memory.store_backend.load_item(call_id, verbose=0)
-        if not isinstance(blob, bytes):
-            raise TypeError(f"unexpected {type(blob).__name__}")
-        return blob
 
     def quote_bar(self, client, code: str, session: str) -> Walk:
         value, _ = self._call(self._quote_bar, code, session, _memo.FORMAT_VERSION, client=client)
@@ -366,76 +332,107 @@ class Store:
             raise CacheError(f"cache entry for {code} is not a quote bar")
         return value
 
-    def load_history(self, client, code: str, spec: tuple, entry: str | None = None) -> History:
-        key = (code, spec)
+    def _remember(self, code: str, spec: Spec, hist: History) -> None:
         with self._lru_lock:
-            hist = self._lru.get(key)
+            self._lru[(code, key(spec))] = hist
+            self._latest[code] = hist
+            if len(self._lru) > _LRU_SIZE:
+                self._lru.popitem(last=False)
+
+    def load_history(self, client, code: str, spec: Spec, entry: str | None = None,
+                     rebuild: bool = True) -> History | None:
+        """The history of ``spec``: from memory, from its entry (``entry``: joblib's id, a hash-free load),
+        or (``rebuild``) through the memoized call, which rebuilds it from its walks.
+
+        With ``rebuild=False`` a missing entry returns None (the caller re-reads the pointer).
+        """
+        self.check_safe()
+        k = (code, key(spec))
+        with self._lru_lock:
+            hist = self._lru.get(k)
             if hist is not None:
-                self._lru.move_to_end(key)
+                self._lru.move_to_end(k)
                 return hist
         blob = None
         if entry:
-            # The hot path: load joblib's entry by the id the pointer recorded, skipping the
-            # argument hashing and bookkeeping of a full memoized call. Any trouble falls back
-            # to that call, which checks, recomputes and warns.
             call_id = (self._history.func_id, entry)
             try:
-                blob = self._read_blob(call_id)
-            except (KeyError, FileNotFoundError):
-                # pruned or cleared (FileNotFoundError: by another process between joblib's
-                # existence check and its open): an ordinary miss, not damage
-                blob = None
+                blob = self._load_bytes(call_id)
+            except KeyError:
+                # pruned, cleared or superseded by another process's commit: a miss, not damage
+                if not rebuild:
+                    return None
+            except CacheError:
+                raise
             except Exception as exc:
-                blob = None
                 self.warn_once(f"damaged:{code}", f"damaged cache entry for {code} ({type(exc).__name__}); "
                                                   "refetching it")
-                self.memory.store_backend.clear_item(call_id)
+                _backend.clear(self.memory, call_id)
         if blob is None:
-            blob, _ = self._call(self._history, code, spec, _memo.FORMAT_VERSION, client=client)
+            blob, _ = self._call(self._history, code, key(spec), _memo.FORMAT_VERSION, client=client)
         try:
             hist = History.from_bytes(blob)
         except Exception:
             # A blob that unpickles to garbage: drop the entry and rebuild it once.
             self.warn_once("blob", f"damaged history entry for {code}; rebuilding it")
-            blob, _ = self._history.call(code, spec, _memo.FORMAT_VERSION, client=client)
+            blob, _ = self._history.call(code, key(spec), _memo.FORMAT_VERSION, client=client)
             hist = History.from_bytes(blob)
-        with self._lru_lock:
-            self._lru[key] = hist
-            self._latest[code] = hist
-            if len(self._lru) > _LRU_SIZE:
-                self._lru.popitem(last=False)
+        self._remember(code, spec, hist)
         return hist
 
     def live(self, client, code: str, session: pd.Timestamp) -> dict:
         value, _ = self._call(self._live, code, session.strftime("%Y-%m-%d"), _memo.FORMAT_VERSION, client=client)
         return value
 
+    def live_is_fresh(self, code: str, session: pd.Timestamp) -> bool:
+        """True when the stored live bar of ``code`` for ``session`` is within its TTL (reads metadata only)."""
+        day = session.strftime("%Y-%m-%d")
+        if not self._live.check_call_in_cache(code, day, _memo.FORMAT_VERSION):
+            return False
+        return _live_is_fresh(_backend.metadata(self.memory, _backend.entry_id(self._live, code, day,
+                                                                                 _memo.FORMAT_VERSION)))
+
     def stock_list(self, client, market: str) -> pd.DataFrame:
         self.check_safe()
         day = calendar.today().strftime("%Y-%m-%d")
-        if not self.usable:
+        if not self.writable:
             return client.get_stock_list(market)
         value, _ = self._call(self._stock_list, market, day, _memo.FORMAT_VERSION, client=client)
         return value.copy()
 
-    # -- the planner ------------------------------------------------------------
+    # -- histories ----------------------------------------------------------------
     def cached_history(self, client, code: str, pointer: dict | None = None) -> History | None:
+        """The stock's current history, or None when nothing usable is cached."""
+        self.check_safe()
         ptr = pointer if pointer is not None else self.read_pointer(code)
-        if ptr is None:
-            return None
-        spec = tuple(tuple(s) for s in ptr["spec"])
-        try:
-            return self.load_history(client, code, spec, ptr.get("entry"))
-        except KiwoomError as exc:
-            # The history had to be rebuilt from its parts and one of them cannot be had any
-            # more (e.g. a pruned quote bar of a past day): start this stock afresh.
-            log.warning("%s: cached history could not be rebuilt (%s); fetching it afresh", code, exc)
-            return None
+        for _attempt in range(2):
+            if ptr is None:
+                return None
+            try:
+                hist = self.load_history(client, code, spec_of(ptr["spec"]), ptr.get("entry"), rebuild=False)
+                if hist is not None:
+                    return hist
+                # The entry went away: re-read the pointer (another process may have committed a newer one).
+                newer = self.read_pointer(code)
+                if newer is not None and newer.get("entry") != ptr.get("entry"):
+                    ptr = newer
+                    continue
+                return self.load_history(client, code, spec_of(ptr["spec"]))
+            except KiwoomError as exc:
+                # The history had to be rebuilt from its parts and one of them cannot be had any
+                # more (e.g. a pruned quote bar of a past day): start this stock afresh.
+                log.warning("%s: cached history could not be rebuilt (%s); fetching it afresh", code, exc)
+                return None
+            except (KeyError, ValueError, TypeError) as exc:  # a pointer of the right version but wrong shape
+                self.warn_once(f"pointer:{code}", f"unusable cache index entry for {code} ({exc!r}); rebuilding it")
+                return None
+        return None
 
     def ensure(self, client, code: str, end: np.datetime64, count: int, pointer: dict | None = None) -> History:
         """A history covering the last ``count`` bars on or before the final session ``end``.
 
         ``pointer``: the stock's pointer when the caller just read it (saves a read).
+        Raises ``StockNotFoundError`` for a code the server called unknown this session.
         """
         self.check_safe()
         # A history in memory that covers the request answers it exactly as a newer one would:
@@ -446,35 +443,123 @@ class Store:
         if hist is not None and hist.covers(end, count):
             self.stats.add(True)
             return hist
+        newest = np.datetime64(calendar.latest_final_session().date(), "D")
+        if hist is None:
+            known = self.index.unknown(code, str(newest))
+            if known is not None:
+                self.stats.add(True)
+                raise StockNotFoundError(known)
         self.stats.add(False)
         with self._single_flight(code):
-            hist = self.cached_history(client, code)  # another process may have done the work
+            ptr = self.read_pointer(code)
+            hist = self.cached_history(client, code, ptr)  # another process may have done the work
             if hist is not None and hist.covers(end, count):
                 return hist
-            ptr = self.read_pointer(code)
-            spec = tuple(tuple(s) for s in ptr["spec"]) if (ptr and hist is not None) else None
-            spec = self._plan(client, code, hist, spec, end, count)
-            hist = self.load_history(client, code, spec)
-            if not hist.covers(end, count):
-                # Can only happen if upstream shrank; never loop on it.
-                log.warning("%s: history after refresh still lacks bars up to %s", code, end)
-            try:  # joblib's own argument hash; without it reads take the slower full path
-                entry = self._history._get_args_id(code, spec, _memo.FORMAT_VERSION)
-            except Exception:
-                entry = None
-            if self.writable:
+            spec = spec_of(ptr["spec"]) if (ptr and hist is not None) else None
+            fetched: list[WalkRef] = []
+            try:
+                step = plan(hist, spec, end, count, newest, _sessions_after)
+                while isinstance(step, Fetch):
+                    ref = step.ref
+                    fwd = self.walk(client, code, ref.kind != "raw", ref.base_dt, ref.depth)
+                    fetched.append(ref)
+                    step = plan(hist, spec, end, count, newest, _sessions_after, forward=fwd)
+                if step.action:
+                    log.info("%s: a corporate action after %s; refetching its adjusted history", code,
+                             hist.anchor if hist is not None else "?")
+                return self._commit(client, code, ptr if hist is not None else None, step.spec, fetched,
+                                    end=end, count=count)
+            except StockNotFoundError as exc:
+                if hist is None and self.writable:
+                    try:  # remembered until the next session, as a marker (never as an empty frame)
+                        self.index.mark_unknown(code, str(newest), str(exc))
+                    except OSError:
+                        pass
+                raise
+
+    def _commit(self, client, code: str, old_ptr: dict | None, spec: Spec, fetched=(), end=None,
+                count: int = 0) -> History:
+        """Build the history of ``spec``, fold it to a short spec, point at it, and drop what it superseded.
+
+        Runs under the stock's lock.  The pointer is written before anything is
+        removed, so a reader sees the old history or the new one; one holding
+        the old pointer whose entry is gone re-reads the pointer (a miss).
+        """
+        final = spec
+        hist = None
+        if self.writable and len(spec) > 2 and any(r.kind not in ("prior",) for r in spec[2:]):
+            # Build it in memory (no entry for a spec about to be replaced), then fold it.
+            built = History.from_bytes(_fetch.history_blob(client, code, key(spec)))
+            folded = compacted(spec, built.anchor, len(built.dates))
+            if folded != spec:
+                raw = folded[0]
+                snapshot = Walk(code, built.anchor, False, built.dates, built.raw, built.raw_volume, built.value,
+                                built.reached_start)
+                _fetch.offer_walk(code, raw.base_dt, raw.depth, False, snapshot)
                 try:
-                    self.write_pointer(code, spec, hist, entry, client)
-                except OSError as exc:  # full or read-only disk, or a damaged index: the data is still right
-                    self.cannot_write(f"the index entry of {code}", exc)
+                    self.walk(client, code, False, raw.base_dt, raw.depth)
+                finally:
+                    _fetch.take_back_walk(code, raw.base_dt, raw.depth, False)
+                hist = self.load_history(client, code, folded)
+                if _same_history(hist, built):
+                    final = folded
+                else:  # never expected; keep the long spec rather than serve anything different
+                    log.warning("%s: a folded history differed from the original; keeping the long form", code)
+                    hist = None
+        if hist is None or final is spec:
+            hist = self.load_history(client, code, spec)
+        if end is not None and not hist.covers(end, count):
+            # Can only happen if upstream shrank; never loop on it.
+            log.warning("%s: history after refresh still lacks bars up to %s", code, end)
+        try:  # joblib's own argument hash; without it reads take the slower full path
+            entry = self._history._get_args_id(code, key(final), _memo.FORMAT_VERSION)
+        except Exception:
+            entry = None
+        if not self.writable:
             return hist
+        try:
+            frame_entry = self.write_pointer(code, final, hist, entry, client)
+        except OSError as exc:  # full or read-only disk, or a damaged index: the data is still right
+            self.cannot_write(f"the index entry of {code}", exc)
+            return hist
+        self.index.forget_unknown(code)
+        self._drop_superseded(code, old_ptr, spec, fetched, final, entry, frame_entry)
+        return hist
+
+    def _walk_id(self, code: str, ref: WalkRef) -> tuple[str, str]:
+        if ref.kind == "quote":
+            return _backend.entry_id(self._quote_bar, code, ref.base_dt, _memo.FORMAT_VERSION)
+        return _backend.entry_id(self._walk, code, ref.base_dt, int(ref.depth), ref.kind != "raw",
+                                 _memo.FORMAT_VERSION)
+
+    def _drop_superseded(self, code: str, old_ptr: dict | None, spec: Spec, fetched, final: Spec,
+                         entry: str | None, frame_entry: str | None) -> None:
+        """Remove the entries no current pointer needs: old walks, the old history and its frame."""
+        old_refs = set(spec) | set(fetched)
+        if old_ptr is not None:
+            try:
+                old_refs |= set(spec_of(old_ptr["spec"]))
+            except (KeyError, ValueError, TypeError):
+                pass
+        # A walk counts by its entry: an adjusted reference and a prior of the same walk share one.
+        keep = {self._walk_id(code, r) for r in final}
+        for ref in old_refs:
+            call_id = self._walk_id(code, ref)
+            if call_id not in keep:
+                _backend.clear(self.memory, call_id)
+        if old_ptr is not None:
+            if old_ptr.get("entry") and old_ptr.get("entry") != entry:
+                _backend.clear(self.memory, (self._history.func_id, old_ptr["entry"]))
+            if old_ptr.get("frame") and old_ptr.get("frame") != frame_entry:
+                _backend.clear(self.memory, (self._frame.func_id, old_ptr["frame"]))
 
     @contextlib.contextmanager
     def _single_flight(self, code: str):
         """The stock's file lock; without it (a lock file that cannot be created) the work is done unlocked.
 
-        The lock only saves duplicate fetches: entries and pointers are written
-        atomically, so working without it is slower but never wrong.
+        The lock only saves duplicate fetches and orders commits: entries and
+        pointers are written atomically, so working without it is slower but
+        never wrong.
         """
         lock = None
         try:
@@ -489,66 +574,6 @@ class Store:
             if lock is not None:
                 lock.release()
 
-    def _plan(self, client, code: str, hist: History | None, spec: tuple | None, end: np.datetime64, count: int) -> tuple:
-        newest = np.datetime64(calendar.latest_final_session().date(), "D")
-        target = max(end, newest)
-        fmt = lambda d: str(np.datetime64(d, "D"))  # noqa: E731
-        if hist is None or spec is None:
-            depth = pages(count + _sessions_after(end, target))
-            return (("raw", fmt(target), depth), ("adj", fmt(target), depth))
-        base_depth = int(spec[0][2])
-        if end > hist.anchor:
-            last = hist.last_row if hist.last_row is not None else hist.anchor
-            k = max(_sessions_after(last, target), 1)  # new sessions; the walk adds our last row to compare
-            fwd = self.walk(client, code, True, fmt(target), k + 1)
-            fwd_entry = ("adj", fmt(target), k + 1)
-            if adds_no_action(hist, fwd):
-                spec = spec + (fwd_entry,)
-                if self._covers_after(client, code, spec, end, count):
-                    return spec
-                # still too shallow: fall through to a deeper pair
-            else:
-                log.info("%s: a corporate action after %s; refetching its adjusted history", code, hist.anchor)
-                return self._after_action(client, code, hist, spec, fwd, fwd_entry, target, k)
-            depth = pages(max(base_depth + k, count + _sessions_after(end, target)))
-            return (("raw", fmt(target), depth), ("adj", fmt(target), depth))
-        # Older rows needed: a deeper pair at the newest anchor we already trust.
-        anchor = hist.anchor
-        need = count + _sessions_after(end, anchor)
-        depth = pages(max(need, base_depth + DAILY_PAGE_SIZE))
-        return (("raw", fmt(anchor), depth), ("adj", fmt(anchor), depth))
-
-    def _after_action(self, client, code: str, hist: History, spec: tuple, fwd: Walk, fwd_entry: tuple,
-                      target: np.datetime64, k: int) -> tuple:
-        """A corporate action happened after our anchor: new adjusted reference, raw kept.
-
-        Raw prices never change, so only the adjusted history is fetched again
-        (as of ``target``).  The new rows' raw prices come from the forward
-        walk when it adds just the newest session (a walk's newest row is raw:
-        nothing lies after it), else from a raw walk over the gap.
-        """
-        fmt = lambda d: str(np.datetime64(d, "D"))  # noqa: E731
-        new_rows = fwd.dates[fwd.dates > hist.last_row] if hist.last_row is not None else fwd.dates
-        if len(new_rows) == 1 and new_rows[0] == target:
-            extension = fwd_entry
-        else:
-            extension = ("raw", fmt(target), k + 1)
-        return self._new_reference(spec, fmt(target), extension)
-
-    @staticmethod
-    def _new_reference(spec: tuple, target: str, extension: tuple) -> tuple:
-        """A spec with a fresh adjusted reference at ``target`` and ``extension`` appended.
-
-        The new reference is as deep as the old one (so a 600-row history costs
-        one page, not two), and the old reference stays as a *prior*: the
-        actions older than the new reference's first row are read from it.
-        """
-        old_ref = spec[1]
-        prior = ("prior", old_ref[1], old_ref[2])
-        rest = tuple(e for e in spec[2:] if e[0] != "prior")
-        priors = tuple(e for e in spec[2:] if e[0] == "prior")
-        return (spec[0], ("adj", target, int(old_ref[2]))) + rest + (extension,) + priors + (prior,)
-
     def extend_with_quote(self, client, code: str, session: pd.Timestamp, quote) -> bool:
         """Extend a cached history by one session from a ka10095 quote; True when done.
 
@@ -559,38 +584,28 @@ class Store:
         """
         from ._fetch import offer_quote_bar, quote_walk
         from ._history import quote_adds_no_action
+        from ._plan import new_reference
 
         day = np.datetime64(session.date(), "D")
         prev = np.datetime64(calendar.previous_session(session).date(), "D")
-        with self.lock(code):
-            hist = self.cached_history(client, code)
+        with self._single_flight(code):
             ptr = self.read_pointer(code)
+            hist = self.cached_history(client, code, ptr)
             if hist is None or ptr is None:
                 return False
             if hist.anchor >= day:
                 return True  # another process did it
             if hist.last_row != prev or hist.anchor != prev:
                 return False
-            spec = tuple(tuple(s) for s in ptr["spec"])
-            key = str(day)
-            offer_quote_bar(code, key, quote_walk(code, key, quote))
-            entry = ("quote", key, 1)
+            spec = spec_of(ptr["spec"])
+            k = str(day)
+            offer_quote_bar(code, k, quote_walk(code, k, quote))
+            ref = WalkRef("quote", k, 1)
             if quote_adds_no_action(hist, day, prev, float(quote["base_price"])):
-                spec = spec + (entry,)
+                spec = spec + (ref,)
             else:
                 log.info("%s: reference price %s differs from our close %s: corporate action; refetching "
                          "its adjusted history", code, quote["base_price"], hist.adj[-1][3])
-                spec = self._new_reference(spec, key, entry)
-            new = self.load_history(client, code, spec)
-            if new.last_row != day:
-                return False
-            try:
-                entry_id = self._history._get_args_id(code, spec, _memo.FORMAT_VERSION)
-            except Exception:
-                entry_id = None
-            if self.writable:
-                self.write_pointer(code, spec, new, entry_id, client)
-            return True
-
-    def _covers_after(self, client, code: str, spec: tuple, end: np.datetime64, count: int) -> bool:
-        return self.load_history(client, code, spec).covers(end, count)
+                spec = new_reference(spec, k, ref)
+            new = self._commit(client, code, ptr, spec)
+            return new.last_row == day

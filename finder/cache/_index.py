@@ -1,0 +1,107 @@
+"""The pointer index: per stock, which history entry is current (``finder/index/<code>.json``).
+
+A pointer is a small JSON file replaced atomically (write a temporary, then
+rename), so a reader sees the old pointer or the new one, never half of one.
+It records the history's spec (the walks it is built from), joblib's ids of
+the history entry and of its ready frame (for hash-free loads), and a summary
+(anchor, first row, row count, actions) that lets callers decide coverage
+without loading anything.
+
+Also here: the "no such stock" markers (``finder/unknown/<code>.json``): a
+code the server called unknown is remembered until the next session, as a
+marker and never as an empty frame.
+
+Guarantees: a pointer is only written after the entry it names was stored;
+an unreadable pointer or one of another format reads as None (a miss), with
+one warning.  Not guaranteed: that the entry a pointer names still exists (a
+prune may have removed it; loading it is then a miss).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from .._paths import write_private_file
+from ._plan import Spec, spec_of
+
+
+class PointerIndex:
+    def __init__(self, state: Path, version: int, warn_once: Callable[[str, str], None]) -> None:
+        self.folder = state / "index"
+        self.unknown_folder = state / "unknown"
+        self.version = version
+        self.warn_once = warn_once
+
+    def path(self, code: str) -> Path:
+        return self.folder / f"{code}.json"
+
+    def read(self, code: str) -> dict | None:
+        try:
+            data = json.loads(self.path(code).read_bytes())
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError) as exc:  # pointers are replaced atomically: this is damage, not a race
+            self.warn_once(f"pointer:{code}", f"unreadable cache index entry for {code} ({type(exc).__name__}); "
+                                              "rebuilding it")
+            return None
+        if not isinstance(data, dict) or data.get("version") != self.version:
+            self.warn_once("format", f"the cache holds entries of another cache format (version "
+                                     f"{data.get('version') if isinstance(data, dict) else '?'!r}, this finder "
+                                     f"writes {self.version}); they are ignored and rebuilt as asked for")
+            return None
+        return data
+
+    @staticmethod
+    def spec(pointer: dict) -> Spec:
+        return spec_of(pointer["spec"])
+
+    def write(self, code: str, spec: Spec, history, entry: str | None, frame_entry: str | None) -> None:
+        data = {
+            "version": self.version,
+            "code": code,
+            "spec": [list(s) for s in spec],
+            "entry": entry,  # joblib's id of the history entry, for a hash-free load
+            "frame": frame_entry,
+            "events": [str(e) for e in history.events.ex],
+            "anchor": str(history.anchor),
+            "first": str(history.first) if history.first is not None else None,
+            "rows": int(len(history.dates)),
+            "reached_start": history.reached_start,
+        }
+        write_private_file(self.path(code), json.dumps(data).encode())
+
+    def remove(self, code: str) -> bool:
+        try:
+            self.path(code).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def codes(self) -> list[str]:
+        return sorted(p.stem for p in self.folder.glob("*.json")) if self.folder.is_dir() else []
+
+    # -- "no such stock" markers ------------------------------------------------
+    def unknown_path(self, code: str) -> Path:
+        return self.unknown_folder / f"{code}.json"
+
+    def mark_unknown(self, code: str, session: str, message: str) -> None:
+        write_private_file(self.unknown_path(code), json.dumps(
+            {"version": self.version, "code": code, "session": session, "message": message}).encode())
+
+    def unknown(self, code: str, session: str) -> str | None:
+        """The server's message when ``code`` was called unknown during ``session``, else None."""
+        try:
+            data = json.loads(self.unknown_path(code).read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("version") != self.version or data.get("session") != session:
+            return None
+        return str(data.get("message", ""))
+
+    def forget_unknown(self, code: str) -> None:
+        try:
+            self.unknown_path(code).unlink()
+        except FileNotFoundError:
+            pass
