@@ -183,7 +183,7 @@ def panels(store) -> list[Panel]:
         p = _meta_cache.get(key)
         if p is None:
             try:
-                meta = json.loads((base / pid / "meta.json").read_bytes())
+                meta = _unseal((base / pid / "meta.json").read_bytes())
                 p = Panel.from_meta(pid, base / pid, meta)
             except FileNotFoundError:
                 continue  # removed by another process meanwhile
@@ -435,6 +435,20 @@ def build(store, parts: dict[str, Part], end: np.datetime64, count: int, adjuste
     return (panel, data) if panel is not None else None
 
 
+def _seal(meta: dict) -> bytes:
+    """meta.json's bytes: the description and a CRC-32 of it (damage that still parses as JSON is caught)."""
+    body = json.dumps(meta, sort_keys=True)
+    return json.dumps({"crc": zlib.crc32(body.encode()), "body": body}).encode()
+
+
+def _unseal(raw: bytes) -> dict:
+    outer = json.loads(raw)
+    body = outer["body"]
+    if zlib.crc32(body.encode()) != outer["crc"]:
+        raise ValueError("meta.json checksum does not match")
+    return json.loads(body)
+
+
 def _last_event(events: np.ndarray, end: np.datetime64) -> str | None:
     before = events[events <= end]
     return str(before.max()) if len(before) else None
@@ -454,7 +468,7 @@ def _publish(store, data: np.ndarray, meta: dict) -> Panel | None:
         meta["stamp"] = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
         fd = os.open(tmp / "meta.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(json.dumps(meta).encode())
+            fh.write(_seal(meta))
         os.rename(tmp, base / pid)  # published whole, or not at all
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
