@@ -115,7 +115,7 @@ def time_real_load(n: int, count: int, session: pd.Timestamp, repeat: int, sim_s
         if sim_stocks and not (os.environ.get("KIWOOM_APPKEY") and os.environ.get("KIWOOM_SECRETKEY")):
             # The built-in simulator has ~300 stocks; build one the size,
             # with its own cache folder so the user's cache is left alone.
-            from finder.client import KiwoomAPI
+            from finder import KiwoomAPI
             from finder.sim import SyntheticMarket, in_process_transport
 
             t0 = time.perf_counter()

@@ -233,7 +233,9 @@ def worker(args: argparse.Namespace) -> None:
     deadline = start + cfg["seconds"]
     done, kept = [], {}
     for i, call in enumerate(calls):
-        if time.time() >= deadline:
+        # at least min_calls calls whatever the clock says (so a short run on a busy machine still
+        # makes every kind of call, prunes included), then calls until the deadline
+        if i >= cfg.get("min_calls", 0) and time.time() >= deadline:
             break
         t0 = time.perf_counter()
         try:
@@ -295,7 +297,7 @@ def pct(values: list[float], q: float) -> float:
 
 def run(seconds: float = 90, procs: int = 8, n_codes: int = 20, server_rate: float = 5.0, client_rate: float = 4.0,
         faults: str = "light", seed: int = 1, workdir: Path | None = None, quiet: bool = False,
-        prune_every: int = PRUNE_EVERY) -> dict:
+        prune_every: int = PRUNE_EVERY, min_calls: int = 0) -> dict:
     """The whole stress run; returns the figures (and prints them unless ``quiet``)."""
     os.environ["FINDER_NOW"] = NOW
     import finder
@@ -324,7 +326,8 @@ def run(seconds: float = 90, procs: int = 8, n_codes: int = 20, server_rate: flo
         f"faults: {faults}; prune every {prune_every or 'never'} calls; seed {seed}; simulator clock {NOW} (market open)")
     go = tmp / "go"
     go.unlink(missing_ok=True)
-    cfg = dict(seed=seed, codes=codes, dates=dates, seconds=seconds, go=str(go), prune_every=prune_every)
+    cfg = dict(seed=seed, codes=codes, dates=dates, seconds=seconds, go=str(go), prune_every=prune_every,
+               min_calls=min_calls)
     env = dict(os.environ, KIWOOM_APPKEY=APP_KEY, KIWOOM_SECRETKEY=SECRET_KEY, KIWOOM_BASE_URL=sim.url,
                FINDER_CACHE_DIR=str(cache), FINDER_NOW=NOW, FINDER_RATE=str(client_rate),
                STRESS_CONFIG=json.dumps(cfg), TQDM_DISABLE="1")
@@ -457,6 +460,7 @@ def main(argv=None) -> None:
     p.add_argument("--faults", choices=["light", "none"], default="light")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--prune-every", type=int, default=PRUNE_EVERY, help="a prune every N calls per process (0: none)")
+    p.add_argument("--min-calls", type=int, default=0, help="calls each process makes even past the deadline")
     p.add_argument("--json", default=None, help="also write the figures to this file")
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -465,7 +469,7 @@ def main(argv=None) -> None:
         worker(args)
         return
     figures = run(args.seconds, args.procs, args.codes, args.server_rate, args.client_rate, args.faults, args.seed,
-                  prune_every=args.prune_every)
+                  prune_every=args.prune_every, min_calls=args.min_calls)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
 

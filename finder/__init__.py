@@ -12,7 +12,9 @@ Example::
     >>> result = finder.backtest("momentum", start="2025-08-01", end="2025-10-31")
 
 Layers (dependencies point one way): ``analysis`` (indicators, scan,
-backtest) → ``data`` / ``cache`` (data access) → ``client`` (the wire).
+backtest) → ``data`` / ``cache`` / ``KiwoomAPI`` (data access; ``KiwoomAPI``
+wraps a raw ``finder.client.KiwoomClient`` with the cache) → ``client``
+(the wire, which knows nothing of the cache).
 ``sim`` is the offline Kiwoom.
 """
 
@@ -33,7 +35,7 @@ from ._exceptions import (
     StockNotFoundError,
     TransportError,
 )
-from .client import KiwoomAPI
+from ._cached import KiwoomAPI
 from .data import get_ohlcv, get_panel, get_stock_list
 
 __version__ = "0.1.0"
@@ -45,6 +47,7 @@ __all__ = [
     "get_stock_list",
     "scan",
     "backtest",
+    "sweep",
     "cache",
     "calendar",
     "indicators",
@@ -69,6 +72,8 @@ _LAZY = {
     "plot": ("finder.plots", None),
     "scan": ("finder.analysis.scan", "scan"),
     "backtest": ("finder.analysis.backtest", "backtest"),
+    "sweep": ("finder.analysis.sweep", "sweep"),
+    "get_index": ("finder.cache._index_bars", "get_index"),
 }
 
 

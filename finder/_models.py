@@ -104,3 +104,21 @@ def detail_code(return_msg: str) -> str | None:
 CODE_RE = re.compile(r"^[0-9][0-9A-Z]{5}(?:_NX|_AL)?$")
 NXT_SUFFIX = "_NX"
 ALL_SUFFIX = "_AL"
+
+# --- index daily bars (ka20006) and the traded-value ranking (ka10032) --------
+# Appended by the compat work; see finder/client/_index.py and _rank.py for the
+# sources each fact was checked against.
+RKINFO_PATH = "/api/dostk/rkinfo"
+API_INDEX = "ka20006"
+API_RANK = "ka10032"
+API_PATHS.update({API_INDEX: CHART_PATH, API_RANK: RKINFO_PATH})
+
+INDEX_LIST_KEY = "inds_dt_pole_qry"
+INDEX_SCALE = 100  # levels come x100 without a decimal point: "252127" = 2,521.27
+# finder's index names -> ka20006's inds_cd (3-digit market codes, not ka10099's mrkt_tp)
+INDEX_CODES = {"KOSPI": "001", "KOSDAQ": "101", "KOSPI200": "201"}
+
+RANK_LIST_KEY = "trde_prica_upper"
+# ka10032 mrkt_tp: 000 all, 001 KOSPI, 101 KOSDAQ; stex_tp: 1 KRX, 2 NXT, 3 both
+RANK_MARKETS = {"ALL": "000", "KOSPI": "001", "KOSDAQ": "101"}
+RANK_EXCHANGES = {"KRX": "1", "NXT": "2", "ALL": "3"}

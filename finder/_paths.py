@@ -10,8 +10,9 @@ The cache folder is, in order of precedence:
    ``~/Library/Caches/finder`` or ``%LOCALAPPDATA%\\finder``).
 
 Guarantees: folders finder creates are owner-only (0700) and files that hold
-secrets are created 0600.  A cache folder that group or others can write is
-reported by :func:`unsafe_reason`, because loading a pickle from a folder that
+secrets are created 0600.  A cache folder that another user owns, or that
+others can write (a group counts unless it is the user's private group, as on
+Ubuntu under umask 002), is reported by :func:`unsafe_reason`, because loading a pickle from a folder that
 others can write is running their code; the cache refuses to load from it
 unless ``FINDER_ALLOW_SHARED_CACHE=1``.
 """
@@ -70,26 +71,51 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def unsafe_reason(path: Path) -> str | None:
-    """Why loading pickles from ``path`` would be unsafe, or None when it is owner-only enough.
+def _private_group(gid: int, uid: int) -> bool:
+    """True when group ``gid`` holds no user but ``uid`` (a user-private group, Ubuntu's default).
 
-    A folder writable by group or others is unsafe: anyone who can write
-    there can plant a pickle that runs code when finder loads it.
+    Under umask 002 a fresh clone's ``cache_dir/`` is 0775: group-writable, but
+    the group is the user's own, so nobody else can write there.  A group with
+    any other member, or that is another user's primary group, is shared.
+    """
+    try:
+        import grp
+        import pwd
+
+        me = pwd.getpwuid(uid).pw_name
+        if set(grp.getgrgid(gid).gr_mem) - {me}:
+            return False
+        return not any(p.pw_gid == gid and p.pw_uid != uid for p in pwd.getpwall())
+    except (ImportError, KeyError, OSError):
+        return False  # cannot tell: treat it as shared
+
+
+def unsafe_reason(path: Path) -> str | None:
+    """Why loading pickles from ``path`` would be unsafe, or None when only this user can write there.
+
+    Unsafe: a folder another user owns (its owner can write there), or one that
+    others can write, or a group other than this user's private group.  Anyone
+    who can write there can plant a pickle that runs code when finder loads it.
     """
     try:
         st = os.stat(path)
     except OSError:  # missing, or cannot exist (a path under a file): nothing there to load
         return None
-    if os.name == "nt":  # POSIX modes mean little there
+    if os.name == "nt" or not hasattr(os, "getuid"):  # POSIX modes mean little there
         return None
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        who = "group and others" if st.st_mode & stat.S_IWOTH and st.st_mode & stat.S_IWGRP else (
-            "others" if st.st_mode & stat.S_IWOTH else "group")
-        return (f"cache folder {path} is writable by {who} (mode {stat.S_IMODE(st.st_mode):o}); "
-                "loading pickles from it would run code anyone there planted. "
-                f"Fix it with `chmod go-w {path}`, or set FINDER_ALLOW_SHARED_CACHE=1 if you trust every writer")
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        return None  # a folder someone else owns but only they can write: their choice, not a hole
+    uid = os.getuid()
+    fix = (f"Fix it with `chmod go-w {path}` (and own it yourself), or set FINDER_ALLOW_SHARED_CACHE=1 if you "
+           "trust every writer")
+    if st.st_uid not in (uid, 0):
+        return (f"cache folder {path} is owned by another user (uid {st.st_uid}), who can write pickles there "
+                f"that run code when finder loads them. {fix}")
+    mode = stat.S_IMODE(st.st_mode)
+    others = bool(st.st_mode & stat.S_IWOTH)
+    group = bool(st.st_mode & stat.S_IWGRP) and not _private_group(st.st_gid, uid)
+    if others or group:
+        who = "group and others" if others and group else ("others" if others else "group")
+        return (f"cache folder {path} is writable by {who} (mode {mode:o}); "
+                f"loading pickles from it would run code anyone there planted. {fix}")
     return None
 
 

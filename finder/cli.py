@@ -3,6 +3,7 @@
     finder ohlcv 005930 --count 10 --date 2025-10-01
     finder cache info | clear [--code C] | prune [--max-size 2GB] [--older-than 30d]
     finder cache warm --universe KOSPI --count 600
+    finder cache refresh [--universe KOSPI]
     finder scan --date 2025-10-01 [--preset momentum] [--universe KOSPI] [--out picks.csv]
     finder sim serve --port 8000 [--data CSV]
     finder demo
@@ -112,7 +113,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from .analysis.scan import scan
+    from .analysis.scanner import scan
 
     result = scan(args.date, universe=args.universe, conditions=args.preset, top=args.top)
     attrs = result.attrs
@@ -130,7 +131,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     else:
         print("no stock matched")
     if args.out:
-        result.to_csv(args.out, index=False)
+        result.to_csv(args.out, index=False, encoding="utf-8-sig")  # Excel reads Hangul only with the BOM
         print(f"wrote {len(result)} rows to {args.out}")
     return 0
 
@@ -149,59 +150,128 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="finder", description="Korean stock research on the Kiwoom REST API (simulator without credentials).")
-    p.add_argument("-v", "--verbose", action="store_true", help="log what finder does")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default, unless the default is "off" (None/False) or already said."""
 
-    o = sub.add_parser("ohlcv", help="print daily bars of one stock")
-    o.add_argument("code")
-    o.add_argument("--count", type=int, default=20)
-    o.add_argument("--date", default=None, help="base date, YYYYMMDD or YYYY-MM-DD (default: latest)")
-    o.add_argument("--raw", action="store_true", help="raw (unadjusted) prices")
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" not in text and default not in (None, False, argparse.SUPPRESS)
+                and action.option_strings and "default:" not in text):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _markets() -> tuple[str, ...]:
+    from ._models import MARKET_CODES
+
+    return tuple(MARKET_CODES)
+
+
+def _universe(text: str) -> str:
+    """A market or markets joined by '+', checked here so a typo is a usage error, not a failed scan."""
+    parts = [p.strip().upper() for p in text.split("+")]
+    bad = [p for p in parts if p not in _markets()]
+    if bad or not parts:
+        raise argparse.ArgumentTypeError(f"unknown market {'+'.join(bad) or text!r}; choose from "
+                                         f"{', '.join(_markets())}, joined with '+' (e.g. KOSPI+KOSDAQ)")
+    return "+".join(parts)
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}; give a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"count {n} must be at least 1")
+    return n
+
+
+def _presets() -> list[str]:
+    from .analysis.presets import PRESETS
+
+    return list(PRESETS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    markets = ", ".join(_markets())
+    date_help = "date, YYYY-MM-DD or YYYYMMDD"
+
+    def sub_parser(subs, name: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
+        return subs.add_parser(name, help=summary, description=description or summary[:1].upper() + summary[1:] + ".",
+                               formatter_class=_Help)
+
+    p = _Parser(prog="finder", formatter_class=_Help,
+                description="Korean stock research on the Kiwoom REST API: cached daily bars, scans, backtests, "
+                            "reports.\nWithout KIWOOM_APPKEY/KIWOOM_SECRETKEY every command uses the built-in "
+                            "simulator (offline, simulated data).",
+                epilog="`finder COMMAND --help` explains a command and its options.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what finder does (INFO level) on stderr")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, title="commands",
+                           metavar="COMMAND")
+
+    o = sub_parser(sub, "ohlcv", "print daily bars of one stock (from the cache; fetched once if missing)")
+    o.add_argument("code", help="KRX stock code, e.g. 005930")
+    o.add_argument("--count", type=_positive, default=20, metavar="N", help="number of daily bars")
+    o.add_argument("--date", default=None, help=f"base {date_help}; bars end at the last session on or before it "
+                                                "(default: the latest session)")
+    o.add_argument("--raw", action="store_true", help="raw prices instead of prices adjusted as of --date")
     o.set_defaults(func=_cmd_ohlcv)
 
-    c = sub.add_parser("cache", help="look at, warm and trim the cache")
-    csub = c.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    ci = csub.add_parser("info", help="where the cache is and what it holds")
-    ci.add_argument("--json", action="store_true")
-    cc = csub.add_parser("clear", help="remove cached bars (all, or one stock)")
-    cc.add_argument("--code", default=None)
-    cp = csub.add_parser("prune", help="trim by size and/or age")
-    cp.add_argument("--max-size", default=None, help="e.g. 2GB")
-    cp.add_argument("--older-than", default=None, help="e.g. 30d")
-    cr = csub.add_parser("refresh", help="bring cached stocks up to the newest session (100 per request)")
-    cr.add_argument("--universe", default=None, help="market name; default: every cached stock")
-    cr.add_argument("--codes", default=None, help="comma-separated codes")
-    cr.add_argument("--quiet", action="store_true")
-    cw = csub.add_parser("warm", help="pre-fetch a universe (resumes if interrupted)")
-    cw.add_argument("--universe", default="KOSPI")
-    cw.add_argument("--codes", default=None, help="comma-separated codes instead of a universe")
-    cw.add_argument("--count", type=int, default=600)
-    cw.add_argument("--date", default=None)
-    cw.add_argument("--quiet", action="store_true")
+    c = sub_parser(sub, "cache", "look at, warm, refresh and trim the disk cache of daily bars")
+    csub = c.add_subparsers(dest="action", required=True, parser_class=_Parser, title="actions", metavar="ACTION")
+    ci = sub_parser(csub, "info", "where the cache is and what it holds")
+    ci.add_argument("--json", action="store_true", help="print everything as JSON")
+    cc = sub_parser(csub, "clear", "remove cached bars (all of them, or one stock's)")
+    cc.add_argument("--code", default=None, help="only this stock, e.g. 005930 (default: every stock)")
+    cp = sub_parser(csub, "prune", "trim the cache by size and/or age (least recently used first)")
+    cp.add_argument("--max-size", default=None, metavar="SIZE", help="keep at most this much, e.g. 500MB or 2GB")
+    cp.add_argument("--older-than", default=None, metavar="AGE", help="remove entries unused for this long, "
+                                                                     "e.g. 12h or 30d")
+    cr = sub_parser(csub, "refresh", "bring cached stocks up to the newest final session (about 1 request per "
+                                     "100 stocks); run it nightly after 20:00 KST")
+    cr.add_argument("--universe", default=None, type=_universe, metavar="MARKET",
+                    help=f"only this market ({markets}; join with '+') (default: every cached stock)")
+    cr.add_argument("--codes", default=None, metavar="C1,C2", help="comma-separated codes instead of --universe")
+    cr.add_argument("--quiet", action="store_true", help="no progress bar")
+    cw = sub_parser(csub, "warm", "pre-fetch the bars of a universe (resumes where an interrupted run stopped)")
+    cw.add_argument("--universe", default="KOSPI", type=_universe, metavar="MARKET",
+                    help=f"market to fetch: {markets}; join with '+'")
+    cw.add_argument("--codes", default=None, metavar="C1,C2", help="comma-separated codes instead of --universe")
+    cw.add_argument("--count", type=_positive, default=600, metavar="N", help="daily bars per stock")
+    cw.add_argument("--date", default=None, help=f"base {date_help} (default: the latest session)")
+    cw.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=_cmd_cache)
 
-    s = sub.add_parser("scan", help="screen a market on a date")
-    s.add_argument("--date", required=True)
-    s.add_argument("--preset", default="momentum")
-    s.add_argument("--universe", default="KOSPI+KOSDAQ")
-    s.add_argument("--top", type=int, default=None)
-    s.add_argument("--out", default=None, help="write the full result to this CSV")
+    s = sub_parser(sub, "scan", "screen a market on a date (point in time) and print the picks")
+    s.add_argument("--date", required=True, help=f"scan {date_help} (required)")
+    s.add_argument("--preset", default="momentum", choices=_presets(), help="the conditions to apply")
+    s.add_argument("--universe", default="KOSPI+KOSDAQ", type=_universe, metavar="MARKET",
+                   help=f"market(s) to scan: {markets}; join with '+'")
+    s.add_argument("--top", type=_positive, default=None, metavar="N", help="show only the N best-scored picks "
+                                                                           "(default: all)")
+    s.add_argument("--out", default=None, metavar="CSV", help="also write the full result to this CSV file "
+                                                              "(UTF-8 with BOM: opens in Excel with Hangul)")
     s.set_defaults(func=_cmd_scan)
 
-    sim = sub.add_parser("sim", help="the Kiwoom simulator")
-    simsub = sim.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    ss = simsub.add_parser("serve", help="serve the Kiwoom protocol on 127.0.0.1")
-    ss.add_argument("--port", type=_port, default=8000)
-    ss.add_argument("--host", default="127.0.0.1")
-    ss.add_argument("--data", default=None, help="replay a CSV in the krx_daily_sample format")
-    ss.add_argument("--rate", type=float, default=5.0, help="requests/s per (app key, api-id)")
-    ss.add_argument("--now", default=None, help="the simulator's clock, ISO (default: now)")
+    sim = sub_parser(sub, "sim", "the offline Kiwoom simulator (a real HTTP server on this machine)")
+    simsub = sim.add_subparsers(dest="action", required=True, parser_class=_Parser, title="actions",
+                                metavar="ACTION")
+    ss = sub_parser(simsub, "serve", "serve the Kiwoom REST protocol until Ctrl-C; point KIWOOM_BASE_URL at it")
+    ss.add_argument("--port", type=_port, default=8000, help="TCP port (0 = any free port)")
+    ss.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    ss.add_argument("--data", default=None, metavar="CSV",
+                    help="replay real bars from a CSV in the krx_daily_sample format "
+                         "(default: the built-in synthetic market)")
+    ss.add_argument("--rate", type=float, default=5.0, help="requests per second per (app key, api-id) before "
+                                                            "HTTP 429")
+    ss.add_argument("--now", default=None, help="the simulator's clock, ISO 8601 (default: the real time)")
     sim.set_defaults(func=_cmd_sim)
 
-    d = sub.add_parser("demo", help="run the demo backtest report against the simulator")
-    d.add_argument("--out", default="reports")
+    d = sub_parser(sub, "demo", "run the demo backtest report (a notebook, via papermill) and print where it is")
+    d.add_argument("--out", default="reports", metavar="DIR", help="folder that gets one timestamped report "
+                                                                    "folder per run")
     d.set_defaults(func=_cmd_demo)
     return p
 

@@ -1,7 +1,8 @@
 """Data access for notebooks and the analysis layer: cached bars, panels and stock lists.
 
 Everything here goes through the disk cache and one default client per
-process.  The default client uses real credentials when ``KIWOOM_APPKEY`` and
+process: a ``finder.KiwoomAPI`` (``finder._cached``: a raw
+``finder.client.KiwoomClient`` wrapped with the cache).  The default client uses real credentials when ``KIWOOM_APPKEY`` and
 ``KIWOOM_SECRETKEY`` are set, and the built-in simulator otherwise.
 
 Example::
@@ -18,7 +19,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .client import KiwoomAPI, parse_markets
+from ._cached import KiwoomAPI
+from .client import parse_markets
 
 __all__ = ["get_ohlcv", "get_panel", "get_stock_list", "default_client", "set_default_client"]
 

@@ -7,6 +7,7 @@
   cut-off), so tests are fast and deterministic; any keyword overrides them.
 * ``sim``: ``make_sim()`` with the defaults.
 * ``kiwoom``: a plain-httpx caller logged in to ``sim`` (no finder client).
+* ``_finder_state_dir`` (autouse): ``FINDER_STATE_DIR`` set to a fresh tmp folder.
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ class KiwoomHTTP:
 
     def close(self) -> None:
         self.http.close()
+
+
+@pytest.fixture(autouse=True)
+def _finder_state_dir(tmp_path_factory, monkeypatch):
+    """Tokens and pacing slots in a fresh tmp folder per test: never the user's real state folder."""
+    monkeypatch.setenv("FINDER_STATE_DIR", str(tmp_path_factory.mktemp("state")))
 
 
 @pytest.fixture(scope="session")

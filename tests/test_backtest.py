@@ -306,21 +306,18 @@ def fake_market(monkeypatch):
     data_mod = types.ModuleType("finder.data")
     data_mod.get_panel = m.get_panel
     data_mod.get_stock_list = lambda market="KOSPI": pd.DataFrame({"code": ["A", "B"], "name": ["Alpha", "Beta"]})
-    scan_mod = types.ModuleType("finder.analysis.scan")
-    scan_mod.scan = m.scan
-    scan_mod.PRESETS = {"momentum": object()}
-    import finder.analysis as fa
+    import finder.analysis.scanner as scanner
 
     monkeypatch.setitem(sys.modules, "finder.data", data_mod)
-    monkeypatch.setitem(sys.modules, "finder.analysis.scan", scan_mod)
     monkeypatch.setattr(finder, "data", data_mod, raising=False)
-    monkeypatch.setattr(fa, "scan", scan_mod, raising=False)
+    monkeypatch.setattr(scanner, "scan", m.scan)  # the per-session path calls scanner.scan(d)
     return m
 
 
 def test_backtest_split_between_entry_and_exit_is_not_a_return(fake_market):
     s = fake_market.sessions
-    res = backtest("momentum", s[0], s[2], universe="KOSPI", horizons=(1, 3), cost_bps=0, progress=False)
+    res = backtest("momentum", s[0], s[2], universe="KOSPI", horizons=(1, 3), cost_bps=0, progress=False,
+                   engine="session")
     # scanned every session of the range, in order
     assert fake_market.scan_calls == list(s[:3])
     # one evaluation panel, adjusted as of the last session the trades need (s[2] + 3 sessions)
@@ -342,7 +339,7 @@ def test_backtest_split_between_entry_and_exit_is_not_a_return(fake_market):
 
 def test_backtest_max_picks_keeps_the_top(fake_market):
     s = fake_market.sessions
-    res = backtest("momentum", s[1], s[1], horizons=(1,), max_picks=1, progress=False)
+    res = backtest("momentum", s[1], s[1], horizons=(1,), max_picks=1, progress=False, engine="session")
     assert res.trades.code.tolist() == ["A"]
     assert res.picks["rank"].tolist() == [1]
 
@@ -351,7 +348,7 @@ def test_backtest_near_the_data_end_reports_incomplete(fake_market, monkeypatch)
     s = fake_market.sessions
     # "Now" is the evening of s[2]: the horizon sessions do not exist yet.
     monkeypatch.setenv("FINDER_NOW", f"{s[2].date()}T21:00+09:00")
-    res = backtest("momentum", s[0], s[2], horizons=(1, 5), progress=False)
+    res = backtest("momentum", s[0], s[2], horizons=(1, 5), progress=False, engine="session")
     assert fake_market.panel_calls[0][2] == s[2]
     a = res.trades[res.trades.code == "A"].set_index("horizon")
     assert a.loc[1, "exit_reason"] == "horizon" and a.loc[5, "exit_reason"] == "incomplete"

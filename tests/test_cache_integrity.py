@@ -105,3 +105,86 @@ def test_growth_bench_small(tmp_path, monkeypatch):
     # one batched quote request a session, one walk per corporate action at most
     assert later.get("ka10095", 0) <= r["sessions"] - 1
     assert later.get("ka10081", 0) <= r["actions"], r
+
+
+# -- item 7: counts agree with the disk ---------------------------------------------------------------------
+def test_info_and_clear_counts_agree_with_the_disk_after_a_prune(sim, sim_market, tmp_path, monkeypatch):
+    from finder import cache
+    from _support import full_history_codes
+
+    monkeypatch.setenv("FINDER_NOW", "2025-11-28T20:30:00+09:00")
+    root = tmp_path / "cache"
+    codes = full_history_codes(sim_market, "2024-01-01", "2025-12-31", 6)
+    with client(sim, root) as api:
+        for c in codes:
+            api.get_ohlcv(c, 30, "2025-10-01")
+    before = cache.info(root)
+    assert before["stocks"] == 6
+    out = cache.prune(max_bytes=before["bytes"] // 2, root=root)
+    assert out["removed"] > 0
+    after = cache.info(root)
+    pointers = sorted(p.stem for p in (root / "finder" / "index").glob("*.json"))
+    # every stock counted has its history on disk, and no pointer is left without one
+    assert after["stocks"] == len(pointers), (after, pointers)
+    assert after["entries"] == sum(1 for _ in (root / "joblib").rglob("output.pkl"))
+    for code in pointers:
+        n = cache.clear(code, root=root)
+        assert n > 0, f"{code} was counted as a cached stock but clearing it removed no entry"
+    assert cache.info(root)["stocks"] == 0
+
+
+_READER = """
+import json, os, sys, warnings
+sys.path.insert(0, "tests")
+import numpy as np
+from finder import KiwoomAPI
+from finder.cache._store import Store
+warnings.simplefilter("always")
+api = KiwoomAPI(os.environ["T_KEY"], os.environ["T_SECRET"], os.environ["T_URL"], cache_dir=os.environ["T_CACHE"],
+                rate=2000)
+store = Store.for_client(api)
+code = os.environ["T_CODE"]
+loads = misses = 0
+first_rows = set()
+with warnings.catch_warnings(record=True) as caught:
+    for i in range(int(os.environ["T_N"])):
+        store.forget()                      # no in-memory copy: every load reads the pointer and the disk
+        hist = store.cached_history(api, code)
+        if hist is None:
+            misses += 1
+            continue
+        loads += 1
+        first_rows.add((str(hist.dates[0]), float(hist.raw[0, 3])))
+print(json.dumps({"loads": loads, "misses": misses, "first_rows": sorted(first_rows),
+                  "warnings": [str(w.message) for w in caught]}))
+"""
+
+
+def test_readers_racing_with_commits_see_a_miss_or_a_whole_history(make_sim, sim_market, tmp_path, monkeypatch):
+    """Two reader processes load a stock's history over and over while this process extends it 8 times
+    (each commit removes the entries it superseded): every load is a whole history or a miss, never damage."""
+    from _support import APP_KEY, SECRET_KEY
+
+    days = calendar.sessions_in_range("2025-06-02", "2025-06-13")
+    sim = make_sim(now=f"{days[0].date()}T20:30:00+09:00")
+    cache = tmp_path / "cache"
+    code = "005930"
+    _at(sim, monkeypatch, str(days[0].date()))
+    with client(sim, cache) as api:
+        api.get_ohlcv(code, 220)
+        env = dict(os.environ)
+        env.update({"T_KEY": APP_KEY, "T_SECRET": SECRET_KEY, "T_URL": sim.url, "T_CACHE": str(cache),
+                    "T_CODE": code, "T_N": "400", "FINDER_CACHE_DIR": str(cache)})
+        readers = [subprocess.Popen([sys.executable, "-c", _READER], env=env, cwd=str(REPO), text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+        for day in days[1:]:
+            _at(sim, monkeypatch, str(day.date()))
+            assert api.get_ohlcv(code, 220).index[-1] == day
+        outs = [r.communicate(timeout=300) for r in readers]
+    for (out, err), r in zip(outs, readers):
+        assert r.returncode == 0, err[-3000:]
+        res = __import__("json").loads(out.strip().splitlines()[-1])
+        assert res["loads"] + res["misses"] == 400
+        assert not [w for w in res["warnings"] if "damaged" in w or "unreadable" in w], res["warnings"]
+        # a whole history always starts at the same first row
+        assert len(res["first_rows"]) == 1, res["first_rows"]

@@ -58,10 +58,10 @@ def test_expires_dt_is_kst_not_machine_time(monkeypatch):
     assert exp.utcoffset() == dt.timedelta(hours=9)
     assert exp.astimezone(dt.timezone.utc) == dt.datetime(2025, 11, 29, 11, 30, tzinfo=dt.timezone.utc)
     # On a UTC host at 11:00 UTC the token has 30 minutes left: fresh (renewal margin is 5 min).
-    monkeypatch.setenv("FINDER_NOW", "2025-11-29T11:00:00+00:00")
-    assert Token("t", exp).fresh()
-    monkeypatch.setenv("FINDER_NOW", "2025-11-29T11:27:00+00:00")
-    assert not Token("t", exp).fresh()  # inside the margin: renew before, not after
+    # Lifetimes are wall-clock time, not FINDER_NOW (issue 10 item 7; more in tests/test_client_state.py).
+    issued = exp.timestamp() - 24 * 3600
+    assert Token("t", exp, issued=issued).fresh(now=exp.timestamp() - 30 * 60)
+    assert not Token("t", exp, issued=issued).fresh(now=exp.timestamp() - 3 * 60)  # inside the margin
     assert "t" not in repr(Token("secret-token-value", exp)).replace("Token", "")
 
 

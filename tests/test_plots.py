@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import sys
 import warnings
+from pathlib import Path
 
 import matplotlib
 
@@ -17,7 +19,8 @@ from matplotlib.figure import Figure
 import finder
 from finder._exceptions import InvalidInputError
 from finder.analysis.backtest import simulate
-from finder.plots import _style, candles, plot_backtest, plot_candles
+from finder.plots import _fonts, candles, plot_backtest, plot_candles
+from finder.report import tear_sheet
 
 IDX = pd.bdate_range("2025-01-02", periods=200, name="date")
 
@@ -117,15 +120,64 @@ def test_bad_indicators_are_refused(bad):
         plot_candles(ohlcv(), indicators=bad)
 
 
-def test_korean_names_render_with_or_without_a_korean_font(monkeypatch):
-    assert _style.romanize("삼성전자") == "Samseongjeonja"
-    assert _style.romanize("SK하이닉스 daily") == "SKhainikseu daily"
-    monkeypatch.setattr(_style, "_cjk_font", lambda: None)
-    assert _style.title_text("005930  삼성전자") == ("005930  Samseongjeonja", {})
-    monkeypatch.setattr(_style, "_cjk_font", lambda: "NanumGothic")
-    text, font = _style.title_text("005930  삼성전자")
-    assert text == "005930  삼성전자" and font["fontfamily"][-1] == "NanumGothic"
-    assert _style.title_text("005930 Samsung") == ("005930 Samsung", {})
+def glyph_warnings(fig: Figure) -> list[str]:
+    """Render ``fig`` to PNG and return matplotlib's "Glyph ... missing" warnings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.savefig(io.BytesIO(), format="png", dpi=50)
+    return [str(w.message) for w in caught if "Glyph" in str(w.message) and "missing" in str(w.message)]
+
+
+def test_the_hangul_font_comes_from_finders_own_dependency():
+    from matplotlib import font_manager
+
+    name = _fonts.hangul_font()
+    path = font_manager.findfont(font_manager.FontProperties(family=name), fallback_to_default=False)
+    # the package's file, not a system font that happens to be installed
+    assert Path(path).resolve().parent == _fonts.font_dir().resolve()
+    assert "koreanize_matplotlib" not in sys.modules  # its __init__ would set rcParams globally
+
+
+def _sweep_heatmap():
+    from types import SimpleNamespace
+
+    from finder.plots.sweep import plot_heatmap
+
+    table = pd.DataFrame({"screen": ["모멘텀", "모멘텀", "거래량 급증", "거래량 급증"], "take_profit": [0.05, 0.1] * 2,
+                          "sharpe": [0.4, 1.1, -0.2, 0.3]})
+    sweep = SimpleNamespace(table=table, _grid_keys=["screen", "take_profit"],
+                            verdict=lambda: "4개 조합 중 최고: 모멘텀")
+    return plot_heatmap(sweep, "take_profit", "screen")
+
+
+def test_every_chart_renders_korean_names_without_missing_glyphs():
+    before = {k: v for k, v in matplotlib.rcParams.items() if k.startswith("font.")}
+    df = ohlcv(5)
+    res = backtest_result(conditions="모멘텀 전략", names=True)
+    ts = tear_sheet(res, benchmark=pd.Series(np.linspace(2500, 2600, 200), index=IDX, name="코스피"))
+    figs = {
+        "candles": plot_candles(df, count=60, title="005930  삼성전자   daily"),
+        "candles+marks": plot_candles(df, count=60, marks=res.trades, code="000001", title="000001  SK하이닉스"),
+        "backtest": res.plot(),
+        "tearsheet": ts.figure,
+        "sweep heatmap": _sweep_heatmap(),
+    }
+    figs["candles"].axes[0].annotate("외국인 순매수", (5, df["close"].iloc[-55]))  # text added after the fact
+    for what, fig in figs.items():
+        assert glyph_warnings(fig) == [], what
+    assert "삼성전자" in figs["candles"].axes[0].get_title(loc="left")  # shown as written, not romanized
+    assert "모멘텀 전략" in figs["backtest"].get_suptitle()
+    # nothing leaked into the user's own settings
+    assert {k: v for k, v in matplotlib.rcParams.items() if k.startswith("font.")} == before
+
+
+def test_a_plain_matplotlib_figure_is_untouched_and_shows_the_problem_finder_solves():
+    # the check above can fail: without finder's fallback, DejaVu Sans has no Hangul glyphs
+    fig = Figure()
+    fig.add_subplot().set_title("삼성전자")
+    assert glyph_warnings(fig)
+    _fonts.add_hangul_fallback(fig)
+    assert glyph_warnings(fig) == []
 
 
 def test_candles_fetches_with_warmup_and_titles_code_and_name(monkeypatch):
@@ -139,7 +191,6 @@ def test_candles_fetches_with_warmup_and_titles_code_and_name(monkeypatch):
     monkeypatch.setattr(finder.data, "get_ohlcv", fake_get_ohlcv)
     monkeypatch.setattr(finder.data, "get_stock_list",
                         lambda market="KOSPI": pd.DataFrame({"code": ["005930"], "name": ["Samsung Elec"]}))
-    monkeypatch.setattr(_style, "_cjk_font", lambda: None)
     fig = candles("005930", end="2025-09-30", count=60)
     assert calls == [("005930", 60 + 60, pd.Timestamp("2025-09-30"), True)]  # tema20 needs 3 x 20 bars
     title = fig.axes[0].get_title(loc="left")
@@ -153,15 +204,18 @@ def test_candles_fetches_with_warmup_and_titles_code_and_name(monkeypatch):
 
 # --------------------------------------------------------------------------- backtest
 
-def backtest_result():
+def backtest_result(conditions: str = "test", names: bool = False):
     codes = [f"{k:06d}" for k in range(8)]
     frames = {k: ohlcv(10 + i) for i, k in enumerate(codes)}
     px = {f: pd.DataFrame({k: fr[f] for k, fr in frames.items()}) for f in ("open", "high", "low", "close")}
     sessions = IDX[100:140]
     rng = np.random.default_rng(7)
     picks = pd.DataFrame([{"date": d, "code": c} for d in sessions for c in rng.choice(codes, 2, replace=False)])
+    if names:
+        hangul = ["삼성전자", "SK하이닉스", "네이버", "카카오", "현대차", "기아", "셀트리온", "포스코홀딩스"]
+        picks["name"] = picks["code"].map(dict(zip(codes, hangul)))
     return simulate(picks, px, sessions, horizons=(1, 5, 10), take_profit=0.08, stop_loss=0.05,
-                    params={"conditions": "test", "universe": "synthetic"})
+                    params={"conditions": conditions, "universe": "synthetic"})
 
 
 def test_backtest_plot_panels_match_the_result():

@@ -17,7 +17,7 @@ sim_mod = pytest.importorskip("finder.sim")
 
 from finder import data  # noqa: E402
 from finder.analysis import scan  # noqa: E402
-from finder.client import KiwoomAPI  # noqa: E402
+from finder import KiwoomAPI  # noqa: E402
 
 SIM_NOW = "2025-11-28T20:30:00+09:00"
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "krx_daily_sample.csv.gz"

@@ -48,8 +48,9 @@ def issued_tokens(sim) -> list[str]:
     return [tok for tok, _ in sim.app._tokens._current.values()]
 
 
-def token_file(root: Path) -> Path:
-    files = list((root / "finder" / "tokens").glob("*.json"))
+def token_file() -> Path:
+    """The one token file in the per-user state folder (a tmp folder in tests: FINDER_STATE_DIR)."""
+    files = list(Path(os.environ["FINDER_STATE_DIR"]).glob("*/token.json"))
     assert len(files) == 1, files
     return files[0]
 
@@ -124,17 +125,18 @@ def test_no_secret_in_logs_reprs_errors_or_cache_after_a_full_workload(sim, sim_
     secrets = [APP_KEY, SECRET_KEY, *sorted(set(seen_tokens))]
     assert_clean(log_text, secrets, "the DEBUG log")
     assert_clean("\n".join(texts), secrets, "reprs, errors, tracebacks or warnings")
-    # the cache folder: only the token file holds a secret, and it is owner-only
-    tok = token_file(root)
+    # the token lives in the owner-only state folder, and no file of the cache folder holds a secret
+    tok = token_file()
     assert stat.S_IMODE(tok.stat().st_mode) == 0o600
     assert json.loads(tok.read_text())["token"] in seen_tokens
+    assert stat.S_IMODE(tok.parent.stat().st_mode) == 0o700
     checked = 0
     for path in root.rglob("*"):
-        if path.is_file() and path != tok:
+        if path.is_file():
             assert_clean(path.read_bytes().decode("latin-1"), secrets, str(path.relative_to(root)))
             checked += 1
     assert checked > 20
-    for folder in (root, root / "finder", root / "finder" / "tokens"):
+    for folder in (root, root / "finder"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
 
 
@@ -149,7 +151,7 @@ def test_no_secret_in_an_executed_notebook(sim, creds_env, tmp_path):
     nb = json.loads(out.read_text())
     outputs = json.dumps([c.get("outputs", []) for c in nb["cells"] if c["cell_type"] == "code"], ensure_ascii=False)
     assert "KiwoomAPI(" in outputs and sim.url in outputs    # it ran against this simulator, and printed the client
-    token = json.loads(token_file(root).read_text())["token"]
+    token = json.loads(token_file().read_text())["token"]
     assert_clean(outputs, [APP_KEY, SECRET_KEY, token], "the notebook's outputs")
     assert_clean(out.read_text(), [APP_KEY, SECRET_KEY, token], "the executed notebook file")
 
@@ -187,7 +189,7 @@ def test_cache_folder_writable_by_others_is_refused_unless_allowed(sim, sim_mark
     forget_stores()
     finder.get_ohlcv(codes[0], 10, "2025-10-01")
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
-    assert stat.S_IMODE(token_file(fresh).stat().st_mode) == 0o600
+    assert stat.S_IMODE(token_file().stat().st_mode) == 0o600
 
 
 def test_credentials_come_only_from_arguments_or_the_environment(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,14 +45,11 @@ def test_universe_shape(sim_market):
     assert m.info("069500").name == "KODEX 200" and m.info("005930").market == "KOSPI"
 
 
-def test_deterministic_and_fast():
-    sessions()  # the calendar is a per-process cost, not the market's
-    t0 = time.perf_counter()
+def test_deterministic():
+    # Generation speed is a benchmark's business (tests never time themselves); this checks determinism.
     a = SyntheticMarket(seed=3, n_stocks=300)
-    took = time.perf_counter() - t0
     b = SyntheticMarket(seed=3, n_stocks=300)
     c = SyntheticMarket(seed=4, n_stocks=300)
-    assert took < 1.5, f"generation took {took:.2f}s"
     assert a.codes == b.codes and a.codes != c.codes
     for code in a.codes[::37]:
         pd.testing.assert_frame_equal(a.raw_bars(code), b.raw_bars(code))

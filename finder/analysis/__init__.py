@@ -14,6 +14,8 @@ Dependency direction: analysis → ``finder.data`` (the cached data access)
 
 from __future__ import annotations
 
+import sys
+
 from .conditions import (
     FIELDS,
     Bars,
@@ -50,10 +52,13 @@ from .indicators import (
     volume_ratio,
 )
 from .presets import PRESETS, get_preset, momentum, momentum_strict
-# Importing the submodule binds ``finder.analysis.scan`` to the module itself,
-# which is callable as the scan function (see the end of scan.py).
-from . import scan
-from .scan import prepare_bars, resolve_session, scan_panels
+from . import scanner
+from .scanner import prepare_bars, resolve_session, scan, scan_panels
+
+# ``finder.analysis.scan`` is the function; the module is ``finder.analysis.scanner``.
+# Code written before the rename imported ``from finder.analysis.scan import scan``:
+# that import path still resolves to the module (a plain alias, nothing callable).
+sys.modules[__name__ + ".scan"] = scanner
 from .universe import MARKETS, Universe, resolve_universe
 
 __all__ = [
@@ -68,5 +73,5 @@ __all__ = [
     # universes
     "Universe", "resolve_universe", "MARKETS",
     # scanning
-    "scan", "scan_panels", "prepare_bars", "resolve_session",
+    "scan", "scan_panels", "prepare_bars", "resolve_session", "scanner",
 ]

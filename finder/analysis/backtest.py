@@ -16,7 +16,7 @@ hand-made frames without any data layer:
 * :func:`simulate` is **pure**: given the picks and one set of price panels it
   evaluates every trade, the summary and the equity curve.
 * :func:`backtest` loads data: it validates its arguments (before any request),
-  runs :func:`finder.analysis.scan.scan` for every XKRX session in
+  runs :func:`finder.analysis.scanner.scan` for every XKRX session in
   ``[start, end]``, loads **one** evaluation panel for the picked stocks, and
   hands both to :func:`simulate`.
 
@@ -116,6 +116,7 @@ import pandas as pd
 
 from .. import calendar
 from .._exceptions import InvalidInputError
+from . import _range
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -262,7 +263,8 @@ def _first_event(o: np.ndarray, h: np.ndarray, l: np.ndarray, p0: float,
 def evaluate_trades(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], *,
                     horizons: Sequence[int] = DEFAULT_HORIZONS, entry: str = "next_open",
                     take_profit: float | None = None, stop_loss: float | None = None,
-                    cost_bps: float = DEFAULT_COST_BPS, delisted: Collection[str] = ()) -> pd.DataFrame:
+                    cost_bps: float = DEFAULT_COST_BPS, delisted: Collection[str] = (),
+                    final_end: Any = None) -> pd.DataFrame:
     """Evaluate each pick at each horizon on one set of price panels (pure).
 
     ``picks`` needs ``date`` and ``code`` columns (``name``, ``rank``, ``score``
@@ -273,7 +275,10 @@ def evaluate_trades(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], *,
     taken as the last session with data.  ``delisted`` names the stocks known
     to be delisted: one of them that stops trading is reported ``delisted``
     rather than ``halted``/``untradable`` (prices alone cannot tell a long
-    halt from a delisting).
+    halt from a delisting).  ``final_end``: the last session whose bars are
+    final (default: the last row); a later row is today's live bar, which
+    can still change, so no exit happens on it (such trades are
+    ``incomplete``) and an ``entry="close"`` on it is not entered.
 
     Returns one row per pick and horizon with :data:`TRADE_COLUMNS`; see the
     module docstring for timing, fills and exit reasons.
@@ -287,6 +292,10 @@ def evaluate_trades(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], *,
     cost = cost_bps / 10_000
     index, px = _align_prices(prices)
     last = len(index) - 1
+    if final_end is not None:
+        # exits only on final bars: a live bar's close and range are not settled yet
+        last = int(index.searchsorted(calendar.parse_date(final_end, "final_end"), side="right")) - 1
+    n_rows = len(index) - 1
     maxh = max(horizons)
     arrays: dict[str, tuple[np.ndarray, ...] | None] = {}
 
@@ -329,15 +338,21 @@ def evaluate_trades(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], *,
             continue
         o, hi, lo, c = s
         ie = i_d + 1 if entry == "next_open" else i_d
-        if ie > last:
+        if ie > n_rows:
             for h in horizons:
                 emit(h, "no_next_session")
+            continue
+        if ie > last and entry == "close":
+            for h in horizons:  # the live close is not a price anyone has traded at yet
+                emit(h, "incomplete")
             continue
         p0 = o[ie] if entry == "next_open" else c[ie]
         if np.isnan(p0) or np.isnan(c[ie]):
             # No bar on the entry session: a halt if it trades again, else gone.
             gone = pick["code"] in delisted and not np.isfinite(c[ie + 1:]).any()
             reason = "delisted" if gone else "untradable"
+            if ie > last:
+                reason = "incomplete"  # no live bar yet for this stock today
             for h in horizons:
                 emit(h, reason)
             continue
@@ -537,11 +552,17 @@ class BacktestResult:
         return (self.trades.groupby(["horizon", "exit_reason"]).size().unstack(fill_value=0)
                 if len(self.trades) else pd.DataFrame())
 
-    def plot(self, horizon: int | None = None) -> "Figure":
-        """Equity and drawdown, return distribution and win rate per horizon; returns the Figure."""
+    def stats(self, risk_free: float = 0.0, benchmark: Any = "default") -> pd.DataFrame:
+        """Per horizon: return, risk, drawdown, trade and benchmark statistics (formulas: ``finder.analysis.stats``)."""
+        from .stats import result_stats
+
+        return result_stats(self, risk_free=risk_free, benchmark=benchmark)
+
+    def plot(self, horizon: int | None = None, benchmark: Any = "default") -> "Figure":
+        """Equity (with the benchmark index) and drawdown, return distribution and win rate; returns the Figure."""
         from ..plots.backtest import plot_backtest
 
-        return plot_backtest(self, horizon=horizon)
+        return plot_backtest(self, horizon=horizon, benchmark=benchmark)
 
     def __repr__(self) -> str:
         p = self.params
@@ -555,7 +576,8 @@ def simulate(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], sessions: 
              horizons: Sequence[int] = DEFAULT_HORIZONS, entry: str = "next_open",
              take_profit: float | None = None, stop_loss: float | None = None,
              cost_bps: float = DEFAULT_COST_BPS, equity_horizon: int | None = None,
-             delisted: Collection[str] = (), params: Mapping[str, Any] | None = None) -> BacktestResult:
+             delisted: Collection[str] = (), params: Mapping[str, Any] | None = None,
+             final_end: Any = None) -> BacktestResult:
     """Turn picks and one-basis price panels into a :class:`BacktestResult` (pure).
 
     ``sessions`` are the scanned sessions (cohorts for the equity curve); by
@@ -574,7 +596,7 @@ def simulate(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], sessions: 
     if sessions is None:
         sessions = pd.DatetimeIndex(pd.to_datetime(picks["date"])).unique().sort_values()
     trades = evaluate_trades(picks, px, horizons=horizons, entry=entry, take_profit=tp, stop_loss=sl,
-                             cost_bps=cost, delisted=frozenset(delisted))
+                             cost_bps=cost, delisted=frozenset(delisted), final_end=final_end)
     all_params = {**(params or {}), "horizons": horizons, "entry": entry, "take_profit": tp,
                   "stop_loss": sl, "cost_bps": cost, "equity_horizon": equity_horizon}
     return BacktestResult(trades=trades, picks=picks, prices=px,
@@ -590,12 +612,12 @@ def backtest(conditions: Any = "momentum", start: Any = None, end: Any = None, *
              universe: Any = "KOSPI+KOSDAQ", horizons: Sequence[int] | int = DEFAULT_HORIZONS,
              entry: str = "next_open", take_profit: float | None = None, stop_loss: float | None = None,
              cost_bps: float = DEFAULT_COST_BPS, max_picks: int | None = None, lookback: int = 220,
-             equity_horizon: int | None = None, progress: bool = True) -> BacktestResult:
+             equity_horizon: int | None = None, progress: bool = True, engine: str = "auto") -> BacktestResult:
     """Run ``conditions`` on every XKRX session in ``[start, end]`` and measure its picks.
 
     Arguments:
         conditions: a preset name (``"momentum"``) or a condition object, as
-            :func:`finder.analysis.scan.scan` accepts.
+            :func:`finder.analysis.scanner.scan` accepts.
         start, end: the scanned range; ``'YYYYMMDD'``, ``'YYYY-MM-DD'``,
             ``datetime.date`` or ``Timestamp``.  ``end`` may not be after today.
         universe: as ``scan`` accepts (point-in-time membership is the scan's job).
@@ -609,6 +631,11 @@ def backtest(conditions: Any = "momentum", start: Any = None, end: Any = None, *
         lookback: bars each scan uses (default 220, the old screener's window).
         equity_horizon: the horizon ``result.equity`` shows (default the longest).
         progress: show a tqdm progress bar of sessions done.
+        engine: ``"auto"`` (default) scans the whole range at once
+            (:mod:`finder.analysis._range`: one load, each indicator computed
+            once, the same picks as ``scan`` per session) and falls back to
+            ``"session"`` (``scan(d)`` for every session, the reference) when
+            the screen or universe needs it; ``"range"`` refuses to fall back.
 
     Every argument is checked before any request; bad ones raise
     :class:`~finder._exceptions.InvalidInputError` naming the value.
@@ -642,14 +669,55 @@ def backtest(conditions: Any = "momentum", start: Any = None, end: Any = None, *
     if len(sessions) == 0:
         raise InvalidInputError(f"there is no XKRX session from start={start!r} to end={end!r}")
 
-    from . import scan as _scan  # imported late: the scanner pulls in the data layer
+    sessions = _scannable(sessions)
+    if len(sessions) == 0:
+        raise InvalidInputError(f"there is no session to scan from start={start!r} to end={end!r}: "
+                                "today's session has not opened yet")
+    if engine not in ENGINES:
+        raise InvalidInputError(f"engine={engine!r} is not one of {ENGINES}")
 
-    # -- 2. the picks: scan(d) sees bars up to d, adjusted as of d ----------
+    # -- 2. the picks: session d sees bars up to d, adjusted as of d -----------
+    prepared = None
+    if engine in ("auto", "range"):
+        try:
+            prepared = prepare_backtest(sessions[0], sessions[-1], universe=universe, lookback=lookback,
+                                        progress=progress)
+            picks_all = prepared.picks(conditions, max_picks)
+        except _range.Unsupported as exc:
+            if engine == "range":
+                raise InvalidInputError(f"engine='range' cannot run this backtest: {exc}") from None
+            logger.info("backtest: scanning session by session (%s)", exc)
+            prepared = None
+    if prepared is None:
+        picks_all = _picks_per_session(sessions, conditions, universe, lookback, max_picks, progress)
+    logger.info("backtest: %d picks over %d sessions", len(picks_all), len(sessions))
+    return _finish(picks_all, sessions, conditions, universe, horizons_t, entry, tp, sl, cost, max_picks,
+                   lookback, equity_horizon, engine="range" if prepared is not None else "session")
+
+
+ENGINES = ("auto", "range", "session")
+
+
+def _scannable(sessions: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Drop today when its session has not opened: ``scan(today)`` would scan the previous session again."""
+    from .scanner import resolve_session
+
+    if len(sessions) and sessions[-1] == calendar.today():
+        _, session, _ = resolve_session(sessions[-1])
+        if session != sessions[-1]:
+            return sessions[:-1]
+    return sessions
+
+
+def _picks_per_session(sessions: pd.DatetimeIndex, conditions: Any, universe: Any, lookback: int,
+                       max_picks: int | None, progress: bool) -> pd.DataFrame:
+    """The reference path: ``scan(d)`` for every session."""
+    from . import scanner  # imported late: the scanner pulls in the data layer
+
     tqdm = _tqdm()
-
     frames = []
     for d in tqdm(sessions, desc="backtest", unit="session", disable=not progress):
-        picks = _scan.scan(d, universe=universe, conditions=conditions, lookback=lookback, top=max_picks)
+        picks = scanner.scan(d, universe=universe, conditions=conditions, lookback=lookback, top=max_picks)
         if len(picks):
             # the scanner ranks in the index (named "rank", from 1)
             picks = picks.reset_index() if picks.index.name == "rank" else picks.reset_index(drop=True)
@@ -657,22 +725,125 @@ def backtest(conditions: Any = "momentum", start: Any = None, end: Any = None, *
                 picks.insert(0, "rank", np.arange(1, len(picks) + 1))
             picks.insert(0, "date", d)
             frames.append(picks)
-    picks_all = (pd.concat(frames, ignore_index=True) if frames
-                 else pd.DataFrame(columns=["date", "rank", "code", "name", "score"]))
-    logger.info("backtest: %d picks over %d sessions", len(picks_all), len(sessions))
+    return (pd.concat(frames, ignore_index=True) if frames
+            else pd.DataFrame(columns=["date", "rank", "code", "name", "score"]))
 
+
+def _finish(picks_all: pd.DataFrame, sessions: pd.DatetimeIndex, conditions: Any, universe: Any,
+            horizons_t: tuple[int, ...], entry: str, tp: float | None, sl: float | None, cost: float,
+            max_picks: int | None, lookback: int, equity_horizon: int | None, engine: str,
+            prices: Mapping[str, Any] | None = None) -> BacktestResult:
     # -- 3. one evaluation panel, one adjustment basis ---------------------
     eval_end = _evaluation_end(sessions[-1], max(horizons_t))
     timeline = calendar.sessions_in_range(sessions[0], eval_end)
-    prices = _load_prices(sorted(set(picks_all["code"])), timeline)
+    if prices is None:
+        prices = _load_prices(sorted(set(picks_all["code"])), timeline)
+    prices = dict(prices)
+    final_end = calendar.latest_final_session()
+    final_end = final_end if final_end < timeline[-1] else None
 
     delisted = _known_delisted(prices)
     params = {"conditions": conditions if isinstance(conditions, str) else repr(conditions),
               "start": sessions[0], "end": sessions[-1], "universe": universe if isinstance(universe, str)
               else repr(universe), "max_picks": max_picks, "lookback": lookback, "eval_end": eval_end,
-              "missing": prices.pop("_missing", []), "delisted": sorted(delisted)}
+              "missing": prices.pop("_missing", []), "delisted": sorted(delisted), "engine": engine}
     return simulate(picks_all, prices, sessions, horizons=horizons_t, entry=entry, take_profit=tp,
-                    stop_loss=sl, cost_bps=cost, equity_horizon=equity_horizon, delisted=delisted, params=params)
+                    stop_loss=sl, cost_bps=cost, equity_horizon=equity_horizon, delisted=delisted, params=params,
+                    final_end=final_end)
+
+
+# --------------------------------------------------------------------------
+# prepared data: load once, backtest many screens (for sweeps)
+# --------------------------------------------------------------------------
+
+@dataclass
+class PreparedBacktest:
+    """A universe's bars over a range, loaded once, to backtest many screens and trade rules.
+
+    Build with :func:`prepare_backtest`, then call :meth:`run` as often as
+    you like: indicators shared by screens are computed once, and the
+    evaluation prices are loaded once per evaluation end.
+
+    Example::
+
+        >>> prep = prepare_backtest("2025-01-02", "2025-06-30", universe="KOSPI")
+        >>> for n in (10, 20, 30):
+        ...     res = prep.run(momentum(tema_n=n), horizons=(5,), max_picks=10)
+    """
+
+    sessions: pd.DatetimeIndex
+    universe: Any
+    lookback: int
+    range: Any                                  # _range.Prepared for the final sessions
+    live: pd.Timestamp | None = None            # today's live session, scanned on its own
+    _prices: dict = field(default_factory=dict, repr=False)
+
+    def picks(self, conditions: Any = "momentum", max_picks: int | None = None) -> pd.DataFrame:
+        """Every session's ranked picks (``date, rank, code, ...``), as ``scan`` ranks them."""
+        max_picks = _check_positive_int(max_picks, "max_picks", allow_none=True)
+        out = self.range.scan(conditions, top=max_picks)
+        if self.live is not None:
+            live = _picks_per_session(pd.DatetimeIndex([self.live]), conditions, self.universe, self.lookback,
+                                      max_picks, progress=False)
+            out = pd.concat([out, live], ignore_index=True) if len(live) else out
+        return out
+
+    def run(self, conditions: Any = "momentum", *, horizons: Sequence[int] | int = DEFAULT_HORIZONS,
+            entry: str = "next_open", take_profit: float | None = None, stop_loss: float | None = None,
+            cost_bps: float = DEFAULT_COST_BPS, max_picks: int | None = None,
+            equity_horizon: int | None = None) -> BacktestResult:
+        """Backtest ``conditions`` on the prepared range; the same result as :func:`backtest`."""
+        horizons_t, entry, tp, sl, cost = _check_params(horizons, entry, take_profit, stop_loss, cost_bps)
+        if equity_horizon is not None and equity_horizon not in horizons_t:
+            raise InvalidInputError(f"equity_horizon={equity_horizon!r} is not one of horizons={horizons_t}")
+        _check_conditions(conditions, self.universe)
+        picks_all = self.picks(conditions, max_picks)
+        eval_end = _evaluation_end(self.sessions[-1], max(horizons_t))
+        prices = self.prices(eval_end, picks_all)
+        return _finish(picks_all, self.sessions, conditions, self.universe, horizons_t, entry, tp, sl, cost,
+                       max_picks, self.lookback, equity_horizon, engine="range", prices=prices)
+
+    def prices(self, eval_end: pd.Timestamp, picks_all: pd.DataFrame) -> dict[str, Any]:
+        """OHLC of every stock of the universe, adjusted as of ``eval_end`` (loaded once per end)."""
+        if eval_end not in self._prices:
+            codes = sorted(set(str(c) for c in self.range.data.codes))
+            timeline = calendar.sessions_in_range(self.sessions[0], eval_end)
+            self._prices[eval_end] = _load_prices(codes, timeline)
+        full = self._prices[eval_end]
+        codes = sorted(set(picks_all["code"])) if len(picks_all) else []
+        out: dict[str, Any] = {f: full[f].reindex(columns=pd.Index(codes, dtype=object)) for f in PRICE_FIELDS}
+        out["_missing"] = [c for c in full.get("_missing", []) if c in set(codes)]
+        return out
+
+
+def prepare_backtest(start: Any, end: Any, *, universe: Any = "KOSPI+KOSDAQ", lookback: int = 220,
+                     progress: bool = True) -> PreparedBacktest:
+    """Load ``universe``'s bars for every session in ``[start, end]`` once (see :class:`PreparedBacktest`).
+
+    Raises ``InvalidInputError`` for bad arguments (before any request) and
+    when the range cannot be scanned at once (e.g. a universe with a
+    liquidity filter), saying why.
+    """
+    start_ts = calendar.parse_date(start, "start")
+    end_ts = calendar.parse_date(end, "end")
+    if end_ts > calendar.today():
+        raise InvalidInputError(f"end={end!r} is in the future (today is {calendar.today().date()} KST)")
+    if start_ts > end_ts:
+        raise InvalidInputError(f"start={start!r} is after end={end!r}")
+    lookback = _check_positive_int(lookback, "lookback", lo=21, hi=10_000)
+    from .universe import resolve_universe
+
+    resolve_universe(universe)
+    sessions = _scannable(calendar.sessions_in_range(start_ts, end_ts))
+    if len(sessions) == 0:
+        raise InvalidInputError(f"there is no session to scan from start={start!r} to end={end!r}")
+    live = calendar.live_session()
+    live = live if (live is not None and sessions[-1] == live) else None
+    final = sessions[:-1] if live is not None else sessions
+    if len(final) == 0:
+        raise _range.Unsupported("only today's live session is in the range")
+    rng = _range.prepare_range(final, universe, lookback, progress=progress)
+    return PreparedBacktest(sessions=sessions, universe=universe, lookback=lookback, range=rng, live=live)
 
 
 def _tqdm() -> Any:
@@ -681,7 +852,7 @@ def _tqdm() -> Any:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="IProgress not found")
-        from tqdm.auto import tqdm
+        from .._progress import progress as tqdm  # widget, terminal or a one-line log
 
     return tqdm
 

@@ -161,6 +161,28 @@ def _run(core: Callable[..., Any], inputs: list[Any], names: list[str], params: 
                 f"{core.__name__}(): {name}={type(x).__name__} is not a pandas Series, DataFrame or number")
         arrays.append(a)
 
+    outs = run_arrays(core, arrays, params, boolean)
+    wrapped = []
+    for o in outs:
+        if is_series:
+            wrapped.append(pd.Series(o[:, 0], index=template.index, name=template.name))
+        else:
+            wrapped.append(pd.DataFrame(o, index=template.index, columns=template.columns))
+    if result is not None:
+        return result(*wrapped)
+    return wrapped[0] if len(wrapped) == 1 else tuple(wrapped)
+
+
+def run_arrays(core: Callable[..., Any], arrays: list[np.ndarray], params: dict[str, Any],
+               boolean: bool = False) -> tuple[np.ndarray, ...]:
+    """Run a kernel on aligned float64 arrays (rows: bars, oldest first; columns independent).
+
+    The numeric heart of every public indicator, shared with the whole-range
+    backtest engine so both compute with the very same operations: rows where
+    any input is NaN are masked, interior gaps are compacted away, and the
+    outputs are NaN (False for boolean kernels) on masked rows.
+    """
+    shape = arrays[0].shape
     valid = np.ones(shape, dtype=bool)
     for a in arrays:
         valid &= ~np.isnan(a)
@@ -179,7 +201,7 @@ def _run(core: Callable[..., Any], inputs: list[Any], names: list[str], params: 
         out = core(*arrays, **params)
     outs = tuple(out) if isinstance(out, tuple) else (out,)
 
-    wrapped = []
+    done = []
     for o in outs:
         o = np.asarray(o)
         if order is not None:
@@ -190,13 +212,8 @@ def _run(core: Callable[..., Any], inputs: list[Any], names: list[str], params: 
             o = np.where(valid, o, False).astype(bool)
         else:
             o = np.where(valid, o, np.nan)
-        if is_series:
-            wrapped.append(pd.Series(o[:, 0], index=template.index, name=template.name))
-        else:
-            wrapped.append(pd.DataFrame(o, index=template.index, columns=template.columns))
-    if result is not None:
-        return result(*wrapped)
-    return wrapped[0] if len(wrapped) == 1 else tuple(wrapped)
+        done.append(o)
+    return tuple(done)
 
 
 # --------------------------------------------------------------------------

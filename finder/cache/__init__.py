@@ -64,10 +64,51 @@ def _dir_bytes(path: Path) -> int:
     return total
 
 
+def _stocks_on_disk(store: Store) -> list[str]:
+    """Codes whose pointer names a history entry that is on disk (what ``info`` counts as stocks)."""
+    return _stocks_on_disk_of(store, store.index.codes())
+
+
+def _drop_dangling_pointers(store: Store) -> int:
+    """Remove pointers whose history entry is gone (after a prune), so counts agree with the disk.
+
+    Each is removed under its stock's lock, skipped when another process holds it (it is
+    writing a new pointer right now).
+    """
+    from filelock import Timeout
+
+    on_disk = set(_stocks_on_disk(store))
+    n = 0
+    for code in store.index.codes():
+        if code in on_disk:
+            continue
+        try:
+            with store.lock(code).acquire(timeout=0):
+                ptr = store.read_pointer(code)
+                if ptr is None or code not in _stocks_on_disk_of(store, [code]):
+                    n += store.index.remove(code)
+        except (Timeout, OSError):
+            continue
+    return n
+
+
+def _stocks_on_disk_of(store: Store, codes: list[str]) -> list[str]:
+    from . import _backend  # the one module that knows where joblib keeps an entry
+
+    out = []
+    for code in codes:
+        ptr = store.read_pointer(code)
+        entry = ptr.get("entry") if ptr else None
+        if entry and os.path.isfile(os.path.join(_backend.entry_path(store.memory, (store._history.func_id, entry)),
+                                                 "output.pkl")):
+            out.append(code)
+    return out
+
+
 def info(root: str | os.PathLike | None = None) -> dict[str, Any]:
     """Where the cache is and what it holds, plus this process's hits, misses and upstream requests.
 
-    Keys: ``location``, ``entries``, ``stocks`` (stocks with a history),
+    Keys: ``location``, ``entries``, ``stocks`` (stocks whose history entry is on disk),
     ``bytes``, ``hits``, ``misses``, ``requests`` (per api-id, this process),
     ``retries``, ``rate_limited``, ``writable``, ``unsafe``.
     """
@@ -77,7 +118,7 @@ def info(root: str | os.PathLike | None = None) -> dict[str, Any]:
     return {
         "location": str(path),
         "entries": sum(1 for _ in _entries(path)),
-        "stocks": len(list(index.glob("*.json"))) if index.is_dir() else 0,
+        "stocks": len(_stocks_on_disk(store)) if store else 0,
         "bytes": _dir_bytes(path / "joblib") + (_dir_bytes(index) if index.is_dir() else 0),
         "hits": store.stats.hits if store else 0,
         "misses": store.stats.misses if store else 0,
@@ -105,10 +146,8 @@ def clear(code: str | None = None, root: str | os.PathLike | None = None) -> int
     code = _validate.code(code)
     n = 0
     with store.lock(code):
-        try:
-            (path / "finder" / "index" / f"{code}.json").unlink()
-        except FileNotFoundError:
-            pass
+        store.index.remove(code)
+        store.index.forget_unknown(code)
         needle = repr(code)
         unknown = 0
         for entry in list(_entries(path)):
@@ -249,8 +288,11 @@ def prune(max_bytes: Any = None, older_than: Any = None, root: str | os.PathLike
             drop(entry, size)
             total -= size
     temporaries = _drop_stale_temporaries(path, now)
-    Store.for_root(path).forget()
-    return {"removed": removed, "freed_bytes": freed, "kept": len(items) - removed, "temporaries": temporaries}
+    store = Store.for_root(path)
+    pointers = _drop_dangling_pointers(store) if removed else 0
+    store.forget()
+    return {"removed": removed, "freed_bytes": freed, "kept": len(items) - removed, "temporaries": temporaries,
+            "pointers": pointers}
 
 
 def warm(universe: Any = "KOSPI", count: int = 600, base_dt: Any = None, progress: bool = True,
@@ -284,7 +326,7 @@ def warm(universe: Any = "KOSPI", count: int = 600, base_dt: Any = None, progres
     refresh_if_behind(api, codes, end)
 
     end64 = np.datetime64(end.date(), "D")
-    from tqdm.auto import tqdm
+    from .._progress import progress as tqdm  # widget, terminal or a one-line log (finder._progress)
 
     done = skipped = 0
     failed: dict[str, str] = {}
@@ -309,14 +351,14 @@ def refresh(universe: Any = None, progress: bool = True, client=None) -> dict[st
     only stocks already in the cache are refreshed.  A stock with a corporate
     action today gets its adjusted history fetched again; a stock more than one
     session behind is walked with ka10081.  Returns counts (see
-    ``finder.cache._refresh.refresh``).
+    ``finder.cache._refresh.refresh_histories``).
 
     Example::
 
         >>> finder.cache.refresh()        # after 20:00 KST, once a day  # doctest: +SKIP
     """
     from .. import data
-    from ._refresh import refresh as _refresh
+    from ._refresh import refresh_histories
 
     api = client or data.default_client()
     if universe is None:
@@ -327,4 +369,4 @@ def refresh(universe: Any = None, progress: bool = True, client=None) -> dict[st
         codes = [_validate.code(c) for c in universe]
     else:
         raise InvalidInputError(f"universe={universe!r} is not a market name or a list of codes")
-    return _refresh(api, codes, progress=progress)
+    return refresh_histories(api, codes, progress=progress)

@@ -18,8 +18,10 @@ anchor, the adjusted numbers Kiwoom itself sent are returned unchanged.
 
 Guarantee: equal to what Kiwoom returns for ``D`` where no action falls in
 ``(D, anchor]``; otherwise within 1 KRW (the rounding of a rebuilt product).
-Not guaranteed: actions too small to move any price by a whole won are not
-detected; their effect is below the same 1 KRW.
+Actions are found from rounding-aware bounds (every price of a row, +/-0.5
+KRW each), so a 2 KRW dividend on a 264 KRW stock is found.  Not guaranteed:
+an action too small to move any price of the rows around it beyond rounding
+is not detected; its effect on every price is then below 1 KRW.
 """
 
 from __future__ import annotations
@@ -73,42 +75,78 @@ class Events:
         return len(self.ex)
 
 
+# Kiwoom's adjusted price is round(raw * factor): within half a won of the exact product.  A hair
+# more, so a product that lands exactly on .5 in floating point is never taken for a step.
+_HALF = 0.5 + 1e-7
+
+
+def factor_bounds(raw_prices: np.ndarray, adj_prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the interval of cumulative factors consistent with every price of the row.
+
+    Each adjusted price ``a`` is ``raw * f`` rounded to a whole won, so ``f`` lies in
+    ``[(a - 0.5) / raw, (a + 0.5) / raw]``; a row's factor lies in the intersection
+    over its four prices (prices of zero say nothing and are skipped).
+    """
+    valid = (raw_prices > 0) & (adj_prices > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = np.where(valid, (adj_prices - _HALF) / raw_prices, -np.inf).max(axis=1)
+        hi = np.where(valid, (adj_prices + _HALF) / raw_prices, np.inf).min(axis=1)
+    return lo, hi
+
+
 def find_events(raw: Walk, adj: Walk) -> Events:
     """The corporate actions visible between a raw and an adjusted walk with the same anchor.
 
-    Both walks hold Kiwoom's integers.  For each row, ``sum(adj OHLC) /
-    sum(raw OHLC)`` estimates the cumulative factor; rounding moves each price
-    by at most 1 KRW, so two neighbouring rows belong to different steps only
-    when their ratios differ by more than that bound.  Each step's factor is
-    then estimated from all of its rows, which makes it precise.
+    Both walks hold Kiwoom's integers, each adjusted price the raw one times
+    the cumulative factor, rounded to the nearest won.  So each row bounds its
+    factor to an interval (:func:`factor_bounds`, all four prices), and rows
+    belong to one step exactly when their intervals share a point.  Steps are
+    grown from the newest row back (the newest step is the one that must hold
+    1): a row whose interval misses the step's common interval starts an older
+    step, and the action's ex-date is the first row of the newer step.  This
+    finds an action whenever it moves any price of the rows on both sides by
+    more than the rounding can explain (a 2 KRW dividend on a 264 KRW stock
+    included).  Each step's factor is then estimated from all of its rows.
     """
     common, ri, ai = np.intersect1d(raw.dates, adj.dates, return_indices=True)
     if len(common) == 0:
         return Events()
-    rs = raw.prices[ri].sum(axis=1)
-    as_ = adj.prices[ai].sum(axis=1)
+    rp, ap = raw.prices[ri], adj.prices[ai]
+    rs, as_ = rp.sum(axis=1), ap.sum(axis=1)
     rv = raw.volume[ri].astype("float64")
     av = adj.volume[ai].astype("float64")
     ok = (rs > 0) & (as_ > 0)
-    dates, rs, as_, rv, av = common[ok], rs[ok], as_[ok], rv[ok], av[ok]
+    dates, rp, ap, rs, as_, rv, av = common[ok], rp[ok], ap[ok], rs[ok], as_[ok], rv[ok], av[ok]
     if len(dates) == 0:
         return Events()
-    ratio = as_ / rs
-    bound = 4.0 / as_  # up to 1 KRW of rounding on each of the four prices
-    jump = np.abs(ratio[1:] / ratio[:-1] - 1.0) > (bound[1:] + bound[:-1])
-    starts = np.concatenate([[0], np.nonzero(jump)[0] + 1])
-    ends = np.concatenate([starts[1:], [len(dates)]])
-    seg_price = np.array([as_[s:e].sum() / rs[s:e].sum() for s, e in zip(starts, ends)])
+    lo, hi = factor_bounds(rp, ap)
+    # Grow steps from the newest row back; starts[] are each step's first (oldest) row.
+    n = len(dates)
+    starts_rev = []
+    lo_l, hi_l = lo.tolist(), hi.tolist()  # plain floats: this loop runs once per row
+    cur_lo, cur_hi = lo_l[-1], hi_l[-1]
+    for i in range(n - 2, -1, -1):
+        new_lo, new_hi = max(cur_lo, lo_l[i]), min(cur_hi, hi_l[i])
+        if new_lo > new_hi:
+            starts_rev.append(i + 1)
+            cur_lo, cur_hi = lo_l[i], hi_l[i]
+        else:
+            cur_lo, cur_hi = new_lo, new_hi
+    starts = np.array([0] + starts_rev[::-1], dtype=int)
+    ends = np.concatenate([starts[1:], [n]])
+    seg_bounds = [(lo[s:e].max(), hi[s:e].min()) for s, e in zip(starts, ends)]
+    seg_price = np.array([min(max(as_[s:e].sum() / rs[s:e].sum(), b[0]), b[1])
+                          for (s, e), b in zip(zip(starts, ends), seg_bounds)])
     seg_vol = np.array([(av[s:e].sum() / rv[s:e].sum()) if rv[s:e].sum() > 0 else 1.0 for s, e in zip(starts, ends)])
     ex, pf, vf = [], [], []
     for k in range(1, len(starts)):
         ex.append(dates[starts[k]])
         pf.append(seg_price[k - 1] / seg_price[k])
         vf.append(seg_vol[k - 1] / seg_vol[k])
-    # The newest step should be 1 (nothing after the last row up to the anchor).  If it is
-    # not, an action happened after the stock's last row (e.g. during a suspension).
-    last_bound = 4.0 / as_[starts[-1]:].sum() * 4
-    if abs(seg_price[-1] - 1.0) > last_bound:
+    # The newest step should be 1 (nothing after the last row up to the anchor).  If its rows
+    # cannot hold 1, an action happened after the stock's last row (e.g. during a suspension).
+    newest_lo, newest_hi = seg_bounds[-1]
+    if not (newest_lo <= 1.0 <= newest_hi):
         ex.append(dates[-1] + np.timedelta64(1, "D"))
         pf.append(seg_price[-1])
         vf.append(seg_vol[-1])

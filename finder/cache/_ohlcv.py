@@ -192,7 +192,7 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
     show = progress if progress is not None else len(rest) > 1
     bar = None
     if show and rest:
-        from tqdm.auto import tqdm
+        from .._progress import progress as tqdm  # widget, terminal or a one-line log (finder._progress)
 
         # The bar only appears when something must be fetched; warm loads are too quick to need one.
         final_end = _d(calendar.previous_session(session)) if live else _d(session)

@@ -63,7 +63,7 @@ def _behind(store: Store, codes: Iterable[str], session: pd.Timestamp,
     return one, more, current
 
 
-def refresh(client, codes: Iterable[str] | None = None, progress: bool = False) -> dict:
+def refresh_histories(client, codes: Iterable[str] | None = None, progress: bool = False) -> dict:
     """Bring cached histories (all, or those of ``codes``) up to the newest final session.
 
     Returns counts: ``current`` (already up to date), ``from_quotes``,
@@ -74,8 +74,7 @@ def refresh(client, codes: Iterable[str] | None = None, progress: bool = False) 
     store.check_safe()
     session = calendar.latest_final_session()
     if codes is None:
-        index = store.state / "index"
-        codes = sorted(p.stem for p in index.glob("*.json")) if index.is_dir() else []
+        codes = store.index.codes()
     codes = list(dict.fromkeys(codes))
     one, more, current = _behind(store, codes, session)
     out = {"session": str(session.date()), "stocks": len(codes), "current": current, "from_quotes": 0,
@@ -106,7 +105,7 @@ def refresh(client, codes: Iterable[str] | None = None, progress: bool = False) 
                 out["from_quotes"] += 1
     end = np.datetime64(session.date(), "D")
     if more:
-        from tqdm.auto import tqdm
+        from .._progress import progress as tqdm  # widget, terminal or a one-line log (finder._progress)
 
         for code in tqdm(more, desc="refresh (ka10081)", unit="stock", disable=not progress, leave=False):
             try:
@@ -114,6 +113,8 @@ def refresh(client, codes: Iterable[str] | None = None, progress: bool = False) 
                 out["walked"] += 1 if hist is not None else 0
             except KiwoomError as exc:
                 out["failed"][code] = f"{type(exc).__name__}: {exc}"
+    from ._index_bars import refresh as refresh_indices  # index bars (ka20006) stay current too
+    out.update(refresh_indices(client))
     return out
 
 
@@ -129,7 +130,7 @@ def refresh_if_behind(client, codes: list[str], session: pd.Timestamp, pointers=
     one, _more, _ = _behind(store, codes, session, pointers)
     if len(one) >= MIN_BATCH:
         try:
-            refresh(client, one)
+            refresh_histories(client, one)
         except KiwoomError as exc:  # the per-stock path still works; say why we fell back
             log.warning("batched refresh failed (%s); fetching stock by stock", exc)
         return one

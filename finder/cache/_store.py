@@ -5,8 +5,7 @@ Layout under the cache folder::
     joblib/...                 joblib.Memory's own entries (walks, histories, frames, live bars)
     finder/index/<code>.json   pointer: which history entry is current for the stock (``_index``)
     finder/unknown/<code>.json "no such stock" markers, valid for one session
-    finder/locks/<code>.lock   held while one process fetches that stock
-    finder/tokens/, finder/ratelimit/   the client's shared token and pacing slots
+    finder/locks/<code>.lock   held while one process fetches (or commits) that stock
 
 How a request is served (``ensure``):
 
@@ -213,6 +212,11 @@ class Store:
         if self.unsafe and os.environ.get("FINDER_ALLOW_SHARED_CACHE") != "1":
             raise CacheError(f"refusing to load the cache: {self.unsafe}")
 
+    @property
+    def usable(self) -> bool:
+        """The old name of :attr:`writable`, kept only until ``finder/analysis/_range.py`` uses ``writable``."""
+        return self.writable
+
     # -- pointers -----------------------------------------------------------------
     def read_pointer(self, code: str) -> dict | None:
         return self.index.read(code)
@@ -308,8 +312,8 @@ class Store:
         if end > anchor or any(end < e <= anchor for e in events):
             return None
         hi = int(full.index.searchsorted(pd.Timestamp(str(end)), side="right"))
-        if hi < count and not reached_start:
-            return None
+        if hi == 0 or (hi < count and not reached_start):
+            return None  # nothing on or before end (the full path says so), or too few rows here
         self.stats.add(True)
         return full.iloc[max(0, hi - count):hi].copy()
 

@@ -2,8 +2,12 @@
 
 Codes are joined with ``|`` (any other separator, or a market prefix, yields
 blank rows), at most 100 per request (101 gives return_code 5 / 1634, which
-is not a rate limit).  Rows come back in request order; an unknown code gives
-a row whose ``stk_cd`` is empty.  Prices are signed by direction, so every
+is not a rate limit).  Kiwoom sends one row per requested code in request
+order, an unknown code as a row whose ``stk_cd`` is empty.  Rows are matched
+to codes **by the echoed ``stk_cd`` only, never by position**: a blank row
+carries no code to check, and trusting positions would pin one stock's bar on
+another if the server ever dropped or reordered a row.  A requested code
+with no row echoing it is reported as unknown.  Prices are signed by direction, so every
 price is made absolute.  ``base_pric`` is the reference price: the previous
 close, or on an ex-rights / ex-distribution day the exchange-adjusted one.
 """
@@ -54,15 +58,14 @@ def get_quotes(api, codes: Iterable[str]) -> pd.DataFrame:
     today = calendar.today()
     rows, unknown = {}, []
     for batch in batches(wanted):
-        data, _ = api._request(API_QUOTES, {"stk_cd": QUOTES_SEPARATOR.join(batch)})
+        data, _ = api._send(API_QUOTES, {"stk_cd": QUOTES_SEPARATOR.join(batch)})
         items = data.get(QUOTES_LIST_KEY)
         items = items if isinstance(items, list) else []
-        # Rows come in request order; match by the echoed code where present, by position otherwise.
+        # By the echoed code only (see the module docstring); blank rows echo "" and match nothing.
         by_code = {str(it.get("stk_cd", "")).strip(): it for it in items if isinstance(it, dict)}
-        for i, code in enumerate(batch):
+        by_code.pop("", None)
+        for code in batch:
             it = by_code.get(code)
-            if it is None and i < len(items) and isinstance(items[i], dict) and not str(items[i].get("stk_cd", "")).strip():
-                it = None
             if it is None:
                 unknown.append(code)
                 continue

@@ -2,20 +2,21 @@
 
 Kiwoom keys its limit on (app key, api-id) and allows little or no burst, and
 several processes share one app key.  So the pacing state lives in a small
-file per (app key, api-id) under the cache folder: the time at which the next
+file per api-id in the (host, app key) folder of the per-user state folder
+(``finder.client._state``; not the cache folder, so processes reading
+different caches still pace together): the time at which the next
 request may leave.  Each request takes the file lock, books the next free
 slot, releases the lock and sleeps until its slot.  Requests therefore leave
 at most ``rate`` per second *between all processes*, evenly spaced.
 
 Not guaranteed: pacing between machines, or against a server whose clock
 window differs; the client still backs off on a 429.  When the slot files
-cannot be written (a read-only or full cache folder), this process paces
+cannot be written (a read-only, full or unsafe state folder), this process paces
 itself alone and says so once: other processes can then add to the rate.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .._paths import ensure_private_dir
+from ._state import prepare
 
 log = logging.getLogger("finder.client")
 
@@ -36,6 +37,9 @@ class MemoryRateLimiter:
         self.rate = rate
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MemoryRateLimiter(rate={self.rate})"
 
     def acquire(self, api_id: str) -> float:
         if not self.rate:
@@ -53,18 +57,20 @@ class MemoryRateLimiter:
 class FileRateLimiter:
     """Pacing across processes through one slot file per (app key, api-id)."""
 
-    def __init__(self, rate: float | None, folder: Path, app_key: str) -> None:
+    def __init__(self, rate: float | None, folder: Path) -> None:
         self.rate = rate
         self.folder = Path(folder)
-        self._key = hashlib.sha256(app_key.encode()).hexdigest()[:16]
         self._alone: MemoryRateLimiter | None = None
         try:
-            ensure_private_dir(self.folder)
+            prepare(self.folder)
         except OSError as exc:
             self._go_alone(exc)
 
+    def __repr__(self) -> str:
+        return f"FileRateLimiter(rate={self.rate}, folder={str(self.folder)!r})"
+
     def _go_alone(self, exc: OSError) -> None:
-        # A read-only or full cache folder must not stop requests: pace this process on its
+        # A read-only, full or unsafe state folder must not stop requests: pace this process on its
         # own (other processes sharing the key may then add to the rate; the 429 backoff
         # still protects the limit).
         if self._alone is None:
@@ -73,7 +79,7 @@ class FileRateLimiter:
             self._alone = MemoryRateLimiter(self.rate)
 
     def _paths(self, api_id: str) -> tuple[Path, Path]:
-        base = self.folder / f"{self._key}-{api_id}"
+        base = self.folder / f"pace-{api_id}"
         return base.with_suffix(".slot"), base.with_suffix(".lock")
 
     def acquire(self, api_id: str) -> float:

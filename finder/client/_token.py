@@ -1,39 +1,47 @@
-"""One Kiwoom token per app key, shared by every process on the machine.
+"""One Kiwoom token per (host, app key), shared by every process on the machine.
 
 Issuing a token invalidates the previous one for that app key (measured by two
 independent projects), so processes that each log in knock each other out.
-finder keeps the token in an owner-only file inside the cache folder and takes
-a file lock around issuing it: a process re-issues only when the shared token
-has expired (or is about to) or has just been rejected, and after taking the
-lock it first checks whether another process already replaced it.
+The token lives in an owner-only file in the per-user state folder
+(``finder.client._state``, not the cache folder), and a file lock is held
+around issuing it: a process re-issues only when the shared token has expired
+(or is about to) or has just been rejected, and after taking the lock it
+first checks whether another process already replaced it.
 
-``expires_dt`` is ``YYYYMMDDHHMMSS`` in Seoul time with no offset; it is parsed
-as KST and compared with :func:`finder.calendar.now`.
+Lifetimes are **real time**: against Kiwoom (whose clock is the wall clock)
+``FINDER_NOW`` moves finder's calendar, never a token's life (a clock
+override a day ahead used to re-issue on every request).  Only a server
+whose ``expires_dt`` is already past by the wall clock (a simulator frozen in
+the past) is measured on finder's clock (:func:`lifetime_clock`).
+``expires_dt`` is ``YYYYMMDDHHMMSS`` in Seoul time with no offset; it is
+parsed as KST.
 
-When the token file cannot be written or locked (a read-only or full cache
-folder), the token is kept in this process only and a warning says so once:
-other processes with the same key may then supersede it, which costs one
-re-issue each time (the 3 / 8005 rule), never a wrong answer.
+When the token file cannot be written or locked (a read-only, full or unsafe
+state folder), the token is kept in this process only and a warning says so
+once: other processes with the same key may then supersede it, which costs
+one re-issue each time (the 3 / 8005 rule), never a wrong answer.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
 from filelock import FileLock
 
 from .. import calendar
-from .._paths import ensure_private_dir, write_private_file
+from .._paths import write_private_file
+from ._state import prepare
 
 log = logging.getLogger("finder.client")
 
-RENEW_MARGIN = _dt.timedelta(minutes=5)  # renew a little before expiry, not after
+RENEW_MARGIN = 300.0            # seconds: renew a little before expiry, not after
+ASSUMED_LIFETIME = 23 * 3600.0  # when no clock explains expires_dt (see deadline_for); Kiwoom's is ~24 h
 
 
 def parse_expires_dt(text: str) -> _dt.datetime:
@@ -41,25 +49,75 @@ def parse_expires_dt(text: str) -> _dt.datetime:
     return _dt.datetime.strptime(text.strip(), "%Y%m%d%H%M%S").replace(tzinfo=calendar.KST)
 
 
-class Token:
-    __slots__ = ("value", "expires")
+def lifetime_clock(expires: _dt.datetime, issued_at: float) -> tuple[str, float]:
+    """Which clock a token issued at ``issued_at`` lives on, and its lifetime in seconds.
 
-    def __init__(self, value: str, expires: _dt.datetime) -> None:
+    * ``"wall"``: Kiwoom's clock is the wall clock, so ``expires_dt`` is a
+      wall-clock deadline, whatever ``FINDER_NOW`` says (an override days
+      ahead must not re-issue on every request).
+    * ``"finder"``: ``expires_dt`` is already past by the wall clock but not by
+      finder's clock: a simulator whose clock ``FINDER_NOW`` mirrors (frozen
+      in the past, moved by tests).  Its lifetime is measured on that clock.
+    * ``"assumed"``: no clock explains it; the token is used for
+      ``ASSUMED_LIFETIME`` of wall time.  A refusal (3 / 8005) re-issues it
+      earlier in every case.
+    """
+    left = expires.timestamp() - issued_at
+    if left > 0:
+        return "wall", left
+    left = (expires - calendar.now()).total_seconds()
+    if left > 0:
+        return "finder", left
+    return "assumed", ASSUMED_LIFETIME
+
+
+class Token:
+    """A token value, Kiwoom's ``expires_dt``, and the clock its lifetime is measured on."""
+
+    __slots__ = ("value", "expires", "issued", "clock", "lifetime")
+
+    def __init__(self, value: str, expires: _dt.datetime, issued: float | None = None,
+                 clock: str | None = None, lifetime: float | None = None) -> None:
         self.value = value
         self.expires = expires
+        self.issued = time.time() if issued is None else issued
+        if clock is None or lifetime is None:
+            clock, lifetime = lifetime_clock(expires, self.issued)
+        self.clock, self.lifetime = clock, lifetime
 
-    def fresh(self) -> bool:
-        return calendar.now() < self.expires - RENEW_MARGIN
+    def seconds_left(self, now: float | None = None) -> float:
+        """Seconds until expiry on the token's clock (``now``: wall time, for the wall and assumed clocks)."""
+        if self.clock == "finder":
+            return (self.expires - calendar.now()).total_seconds()
+        now = time.time() if now is None else now
+        end = self.expires.timestamp() if self.clock == "wall" else self.issued + self.lifetime
+        return end - now
+
+    def fresh(self, now: float | None = None) -> bool:
+        """Usable now, renewal margin kept: 5 minutes, or a tenth of a short lifetime."""
+        return self.seconds_left(now) > min(RENEW_MARGIN, self.lifetime / 10)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"token": self.value, "expires": self.expires.isoformat(), "issued": self.issued,
+                           "clock": self.clock, "lifetime": self.lifetime}).encode()
+
+    @classmethod
+    def from_json(cls, text: str) -> "Token":
+        data = json.loads(text)
+        if data["clock"] not in ("wall", "finder", "assumed"):
+            raise ValueError("unknown clock")
+        return cls(str(data["token"]), _dt.datetime.fromisoformat(data["expires"]), float(data["issued"]),
+                   data["clock"], float(data["lifetime"]))
 
     def __repr__(self) -> str:  # never show the token itself
-        return f"Token(expires={self.expires.isoformat()})"
+        return f"Token(expires={self.expires.isoformat()}, clock={self.clock})"
 
 
 Issuer = Callable[[], Token]
 
 
 class MemoryTokenStore:
-    """A token kept in this process only (the in-process simulator's own tokens)."""
+    """A token kept in this process only (the in-process simulator's own tokens, or a fallback)."""
 
     def __init__(self) -> None:
         self._token: Token | None = None
@@ -80,25 +138,30 @@ class MemoryTokenStore:
     def peek(self) -> Token | None:
         return self._token
 
+    def __repr__(self) -> str:
+        return "MemoryTokenStore()"
+
 
 class FileTokenStore:
-    """The shared token file ``<state>/tokens/<hash>.json`` (0600) plus its lock."""
+    """The shared token file ``<key folder>/token.json`` (0600) plus its lock."""
 
-    def __init__(self, folder: Path, base_url: str, app_key: str) -> None:
+    def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        key = hashlib.sha256(f"{base_url}|{app_key}".encode()).hexdigest()[:16]
-        self.path = self.folder / f"{key}.json"
-        self._lock = FileLock(str(self.folder / f"{key}.lock"))
+        self.path = self.folder / "token.json"
+        self._lock = FileLock(str(self.folder / "token.lock"))
         self._local = threading.Lock()
         self._token: Token | None = None
         self._alone: MemoryTokenStore | None = None
         try:
-            ensure_private_dir(self.folder)
+            prepare(self.folder)
         except OSError as exc:
             self._go_alone(exc)
 
+    def __repr__(self) -> str:
+        return f"FileTokenStore({str(self.folder)!r})"
+
     def _go_alone(self, exc: OSError, token: Token | None = None) -> None:
-        # A read-only or full cache folder must not stop requests: keep the token in this
+        # A read-only, full or unsafe folder must not stop requests: keep the token in this
         # process (a token just issued is kept, so it is not issued twice).
         if self._alone is None:
             log.warning("finder: cannot share the Kiwoom token through %s (%s: %s); keeping it in this process",
@@ -109,18 +172,14 @@ class FileTokenStore:
 
     def _read(self) -> Token | None:
         try:
-            data = json.loads(self.path.read_text())
-            return Token(data["token"], _dt.datetime.fromisoformat(data["expires"]))
+            return Token.from_json(self.path.read_text())
         except (OSError, ValueError, KeyError, TypeError):  # missing, unreadable or half-written
             return None
-
-    def _write(self, token: Token) -> None:
-        write_private_file(self.path, json.dumps({"token": token.value, "expires": token.expires.isoformat()}).encode())
 
     def _issue_and_write(self, issue: Issuer) -> Token:
         token = issue()
         try:
-            self._write(token)
+            write_private_file(self.path, token.to_json())
         except OSError as exc:
             self._go_alone(exc, token)
         return token
@@ -130,6 +189,7 @@ class FileTokenStore:
             return self._alone.get(issue)
         with self._local:
             if self._token is not None and self._token.fresh():
+                # Another process may have replaced it since; the server's refusal tells us (replace()).
                 return self._token
             shared = self._read()
             if shared is not None and shared.fresh():

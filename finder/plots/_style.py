@@ -1,20 +1,21 @@
-"""Shared chart helpers: figures, number formats and names that render on any machine.
+"""Shared chart helpers: figures that render Hangul names on any machine, and number formats.
 
 Figures are built with :class:`matplotlib.figure.Figure`, not ``pyplot``: they
 work under the Agg backend (CI, papermill), show inline in Jupyter when they
 are a cell's last value (or through ``display(fig)``), are never shown twice,
-and are not kept alive by pyplot's global registry.
+and are not kept alive by pyplot's global registry.  Names are shown in Hangul as
+they are (``_fonts`` supplies the font); nothing is romanized.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import unicodedata
 from typing import Any
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
+
+from ._fonts import HangulFigure, hangul_font
 
 logger = logging.getLogger(__name__)
 
@@ -22,14 +23,13 @@ logger = logging.getLogger(__name__)
 UP, DOWN = "#d62728", "#1f5fbf"
 EXIT_COLORS = {"take_profit": "#2ca02c", "stop_loss": "#d62728", "horizon": "#555555",
                "halted": "#9467bd", "delisted": "#000000"}
-_CJK_FONTS = ("NanumGothic", "NanumBarunGothic", "Noto Sans CJK KR", "Noto Sans KR", "Malgun Gothic",
-              "AppleGothic", "Apple SD Gothic Neo", "UnDotum", "Baekmuk Gulim", "Source Han Sans KR")
 
 
 def new_figure(figsize: tuple[float, float]) -> Figure:
-    """A figure with constrained layout, ready for ``savefig`` and inline display."""
+    """A figure with constrained layout that renders Hangul, ready for ``savefig`` and inline display."""
     _enable_inline_display()
-    return Figure(figsize=figsize, layout="constrained")
+    hangul_font()  # registered now, so a missing font package fails here, not at display time
+    return HangulFigure(figsize=figsize, layout="constrained")
 
 
 def _enable_inline_display() -> None:
@@ -71,58 +71,6 @@ drawdown_formatter = FuncFormatter(lambda v, _pos: f"{v:.0%}" if abs(v) >= 0.1 e
 """Drawdowns (<= 0) as percentages with a decimal while they are small: -1.5 %, -23 %."""
 
 
-@functools.lru_cache(maxsize=1)
-def _cjk_font() -> str | None:
-    from matplotlib import font_manager
-
-    names = {f.name for f in font_manager.fontManager.ttflist}
-    for name in _CJK_FONTS:
-        if name in names:
-            return name
-    return None
-
-
-# Revised Romanization of Korean, jamo by jamo (no sound-change rules): only a
-# fallback so that titles stay readable on machines without a Korean font.
-_INITIAL = ["g", "kk", "n", "d", "tt", "r", "m", "b", "pp", "s", "ss", "", "j", "jj", "ch", "k", "t", "p", "h"]
-_MEDIAL = ["a", "ae", "ya", "yae", "eo", "e", "yeo", "ye", "o", "wa", "wae", "oe", "yo", "u", "wo", "we", "wi",
-           "yu", "eu", "ui", "i"]
-_FINAL = ["", "k", "k", "k", "n", "n", "n", "t", "l", "k", "m", "l", "l", "l", "p", "l", "m", "p", "p", "t", "t",
-          "ng", "t", "t", "k", "t", "p", "t"]
-
-
-def romanize(text: str) -> str:
-    """Hangul syllables -> Latin letters (``'삼성전자'`` -> ``'Samseongjeonja'``); other characters kept."""
-    words = []
-    for word in text.split(" "):
-        out: list[str] = []
-        for ch in word:
-            o = ord(ch)
-            if 0xAC00 <= o <= 0xD7A3:
-                s = o - 0xAC00
-                out.append(_INITIAL[s // 588] + _MEDIAL[(s % 588) // 28] + _FINAL[s % 28])
-            else:
-                out.append(ch)
-        joined = "".join(out)
-        # capitalise only words that were Korean, like a proper name
-        words.append(joined[:1].upper() + joined[1:] if joined != word else word)
-    return " ".join(words)
-
-
-def _needs_cjk(text: str) -> bool:
-    return any(unicodedata.east_asian_width(ch) in ("W", "F") for ch in text)
-
-
-def title_text(text: str) -> tuple[str, dict[str, Any]]:
-    """``(text, font kwargs)`` that render: the Korean font if one is installed, else romanized text."""
-    if not _needs_cjk(text):
-        return text, {}
-    font = _cjk_font()
-    if font:
-        return text, {"fontfamily": ["DejaVu Sans", font]}
-    return romanize(text), {}
-
-
 def set_title(ax: Any, text: str, **kwargs: Any) -> None:
-    shown, font = title_text(text)
-    ax.set_title(shown, **font, **kwargs)
+    """``ax.set_title``: Hangul names render as they are (the figure carries the Hangul font)."""
+    ax.set_title(text, **kwargs)

@@ -9,7 +9,7 @@ Notebook example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.dates as mdates
 import numpy as np
@@ -40,12 +40,37 @@ def _describe(res: "BacktestResult") -> str:
     return ", ".join(parts)
 
 
+def _benchmark_curve(res: "BacktestResult", index: Any, benchmark: Any) -> tuple[Any, str]:
+    """The benchmark's growth of 1.0 on ``index`` (None when there is none) and its label or why not."""
+    import pandas as pd
+
+    from ..analysis.stats import _load_index, benchmark_for_universe, benchmark_returns
+
+    if benchmark is None or len(index) == 0:
+        return None, "no benchmark"
+    if isinstance(benchmark, pd.Series):
+        series, label = benchmark, str(benchmark.name or "benchmark")
+    else:
+        name = (benchmark_for_universe(res.params.get("universe")) if benchmark == "default"
+                else str(benchmark).strip().upper())
+        series, label = _load_index(name, pd.DatetimeIndex(index))
+    if series is None:
+        return None, f"no benchmark ({label})"
+    b = benchmark_returns(series, pd.DatetimeIndex(index))
+    if b is None:
+        return None, f"no benchmark ({label} lacks some sessions)"
+    return pd.Series(np.cumprod(1.0 + b), index=index), label
+
+
 def plot_backtest(res: "BacktestResult", horizon: int | None = None,
-                  figsize: tuple[float, float] = (12, 9)) -> Figure:
+                  figsize: tuple[float, float] = (12, 9), benchmark: Any = "default") -> Figure:
     """Three panels for a :class:`~finder.analysis.backtest.BacktestResult`; returns the Figure.
 
     * top: the equal-weight portfolio's equity for every horizon (``horizon``,
-      default ``res.equity_horizon``, drawn bold) and, below it, its drawdown;
+      default ``res.equity_horizon``, drawn bold), the benchmark index's growth
+      of 1.0 on the same sessions (dashed grey; ``benchmark``: ``"default"`` =
+      KOSPI, or KOSDAQ for a KOSDAQ universe, an index name, a close Series, or
+      None), and, below it, the drawdown;
     * bottom left: the distribution of trade returns per horizon (box: quartiles,
       whiskers: 5th-95th percentile, diamond: mean), net of costs;
     * bottom right: the win rate per horizon, with the number of trades.
@@ -68,6 +93,12 @@ def plot_backtest(res: "BacktestResult", horizon: int | None = None,
         ax_eq.plot(eq.index, eq["equity"], color=_HCOLORS[k % len(_HCOLORS)],
                    linewidth=2.2 if h == H else 1.0, alpha=1.0 if h == H else 0.6,
                    label=f"{h}-session hold" + (" (drawdown below)" if h == H else ""))
+    bench, bench_label = _benchmark_curve(res, main.index, benchmark)
+    if bench is not None:
+        ax_eq.plot(bench.index, bench.to_numpy(), color="#555555", linestyle="--", linewidth=1.4,
+                   label=f"{bench_label} (benchmark) {bench.iloc[-1] - 1:+.1%}")
+    elif benchmark is not None:
+        ax_eq.text(0.99, 0.03, bench_label, transform=ax_eq.transAxes, ha="right", fontsize=7, alpha=0.7)
     ax_eq.axhline(1.0, color="black", linewidth=0.6, alpha=0.5)
     # plain numbers without an offset ("1.005", not "+1 x 1e-3"), as many decimals as the range needs
     ax_eq.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))

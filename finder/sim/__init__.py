@@ -1,7 +1,9 @@
 """The offline Kiwoom: a protocol-faithful simulator of the Kiwoom REST API.
 
 It serves tokens (au10001/au10002), daily charts (ka10081), stock lists
-(ka10099) and watchlist quotes (ka10095) with Kiwoom's quirks: KST token
+(ka10099), watchlist quotes (ka10095), index daily bars (ka20006: KOSPI,
+KOSDAQ and KOSPI200 computed from its own stocks, cap-weighted) and the
+traded-value ranking (ka10032) with Kiwoom's quirks: KST token
 expiry, a new token superseding the old (3 / 8005), header paging,
 adjustment as of ``base_dt``, blank rows for unknown codes, the NXT empty
 page, a per (app key, api-id) rate limit answered with HTTP 429, and

@@ -17,6 +17,11 @@ Guarantees (facts from ``shared/kiwoom-api.md``):
   ``cont-yn: Y`` (forever, as measured).
 * ka10099 stock list (current listings only) and ka10095 watchlist quotes
   (``|``-joined codes, at most 100, signed prices, ``base_pric``).
+* ka20006 index daily bars (``inds_cd`` 001/101/201, levels x100 signed by
+  direction, 600 rows a page, no row after the clock, today's row live while
+  open; other codes give one blank row) and ka10032 traded-value ranking
+  (``/api/dostk/rkinfo``, 100 rows a page, ``_NX``/``_AL`` suffixes for
+  ``stex_tp`` 2/3); both derived in ``_aggregates``.
 * Rate limit: a token bucket per (app key, api-id), ``rate`` requests per
   second with ``burst``; over it, HTTP 429 / return_code 5 / 1700.
 * Control paths ``/_sim/...`` are answered here too, and never count as API
@@ -43,6 +48,12 @@ import numpy as np
 
 from .._models import (
     API_DAILY,
+    API_INDEX,
+    API_RANK,
+    INDEX_LIST_KEY,
+    INDEX_SCALE,
+    RANK_LIST_KEY,
+    RKINFO_PATH,
     API_QUOTES,
     API_REVOKE,
     API_STOCK_LIST,
@@ -78,6 +89,7 @@ from .._models import (
 )
 from ._clock import OPEN_TIME, SimClock
 from ._faults import EXTRA_FIELDS, MAINTENANCE_HTML, Faults
+from ._aggregates import START_LEVEL, index_rows, ranking
 from ._market import NXT_START, Market, _limits, _signs, default_market, partial_bar
 
 log = logging.getLogger("finder.sim")
@@ -90,6 +102,10 @@ QUOTE_FIELDS = ["stk_cd", "stk_nm", "cur_prc", "base_pric", "pred_pre", "pred_pr
                 "trde_prica", "open_pric", "high_pric", "low_pric", "upl_pric", "lst_pric", "cntr_tm", "dt"]
 MARKET_NAMES = {"KOSPI": "거래소", "KOSDAQ": "코스닥", "ETF": "ETF"}
 MRKT_TP = {v: k for k, v in MARKET_CODES.items()}  # "0" -> "KOSPI"
+INDEX_BLANK = dict.fromkeys(["dt", "open_pric", "high_pric", "low_pric", "cur_prc", "trde_qty", "trde_prica"], "")
+RANK_PAGE_SIZE = 100  # ka10032 rows per page: the simulator's choice (paging is driven by cont-yn)
+RANK_FIELDS = ["stk_cd", "now_rank", "pred_rank", "stk_nm", "cur_prc", "pred_pre_sig", "pred_pre", "flu_rt",
+               "sel_bid", "buy_bid", "now_trde_qty", "pred_trde_qty", "trde_prica"]
 # Detail codes Kiwoom uses for a bad api-id / path (from its error-code sheet).
 DETAIL_NO_API_ID = "1501"
 DETAIL_API_NOT_ON_PATH = "1504"
@@ -351,7 +367,7 @@ class SimApp:
             reply = r.reply
         if reply.return_code and reply.status != 429:
             self._count("errors", key)
-        elif reply.return_code == RC_OK and api_id in (API_DAILY, API_STOCK_LIST, API_QUOTES):
+        elif reply.return_code == RC_OK and api_id in (API_DAILY, API_STOCK_LIST, API_QUOTES, API_INDEX, API_RANK):
             self._count("pages", key)
         reply.headers.setdefault(H_API_ID, api_id)
         reply.delay = delay
@@ -363,12 +379,13 @@ class SimApp:
             return self._token(body)
         if path == REVOKE_PATH:
             return self._revoke(body)
-        if path not in (CHART_PATH, STKINFO_PATH):
+        if path not in (CHART_PATH, STKINFO_PATH, RKINFO_PATH):
             return _error(RC_INPUT, DETAIL_API_NOT_ON_PATH, f"지원하지 않는 URI입니다({path})", summary="입력 값 오류입니다")
         if not api_id:
             return _error(RC_INPUT, DETAIL_NO_API_ID, "API ID가 Null이거나 값이 없습니다", summary="입력 값 오류입니다")
         handler = {(CHART_PATH, API_DAILY): self._daily, (STKINFO_PATH, API_STOCK_LIST): self._stock_list,
-                   (STKINFO_PATH, API_QUOTES): self._quotes}.get((path, api_id))
+                   (STKINFO_PATH, API_QUOTES): self._quotes, (CHART_PATH, API_INDEX): self._index,
+                   (RKINFO_PATH, API_RANK): self._rank}.get((path, api_id))
         if handler is None:
             return _error(RC_INPUT, DETAIL_API_NOT_ON_PATH, f"해당 URI에서 지원하지 않는 API ID입니다({api_id})",
                           summary="입력 값 오류입니다")
@@ -630,6 +647,107 @@ class SimApp:
             "cntr_tm": now.strftime("%H%M%S") if partial else "153000",
             "dt": str(st.dates[i]).replace("-", ""),
         }
+
+    # -- ka20006 -----------------------------------------------------------------------------
+    def _index(self, req: dict, h: dict, fired: dict, continuation: bool, now: _dt.datetime) -> Reply:
+        for name in ("inds_cd", "base_dt"):
+            if not isinstance(req.get(name), str) or not req[name].strip():
+                return _missing(name) if req.get(name) in (None, "") else _bad(name)
+        code = req["inds_cd"].strip()
+        if len(code) != 3 or not code.isdigit():
+            return _bad("inds_cd")
+        base_dt = _parse_ymd(req["base_dt"].strip())
+        if base_dt is None:
+            return _bad("base_dt")
+        key_date = None
+        if continuation:
+            key_date = _parse_key(h.get(H_NEXT, "").strip(), code)
+            if key_date is None:
+                return _bad("next-key")
+        same_key = h.get(H_NEXT, "").strip() if key_date is not None else _make_key(code, base_dt)
+
+        def answer(rows: list, more: bool, next_key: str) -> Reply:
+            rows, more, next_key = _page_faults(rows, more, next_key, same_key, continuation, h, fired, INDEX_BLANK)
+            headers = {H_CONT: "Y" if more else "N", H_NEXT: next_key if more else ""}
+            return _json_reply({"inds_cd": code, INDEX_LIST_KEY: rows, "return_code": RC_OK, "return_msg": OK_MSG},
+                               headers=headers)
+
+        if code not in START_LEVEL:
+            return answer([dict(INDEX_BLANK)], False, "")  # an index the simulator does not compute
+        dates, o, hi, lo, c, prev, vol, value = index_rows(self.market, code, base_dt, now)
+        upto = len(dates) if key_date is None else int(np.searchsorted(dates, key_date, side="right"))
+        first = max(0, upto - DAILY_PAGE_SIZE)
+        more = first > 0
+        next_key = _make_key(code, dates[first - 1]) if more else ""
+        if upto == 0:
+            return answer([dict(INDEX_BLANK)], False, "")
+
+        def level(x: float, ref: float) -> str:
+            v = int(round(x * INDEX_SCALE))
+            r = int(round(ref * INDEX_SCALE))
+            return f"+{v}" if v > r else f"-{v}" if v < r else str(v)  # signed by direction, as measured
+
+        out = []
+        for i in range(upto - 1, first - 1, -1):  # newest first
+            out.append({"dt": str(dates[i]).replace("-", ""), "cur_prc": level(c[i], prev[i]),
+                        "trde_qty": str(int(vol[i])), "trde_prica": str(int(round(value[i] / 1e6))),
+                        "open_pric": level(o[i], prev[i]), "high_pric": level(hi[i], prev[i]),
+                        "low_pric": level(lo[i], prev[i]), "bic_inds_tp": "", "sm_inds_tp": "", "stk_infr": "",
+                        "pred_close_pric": ""})
+        return answer(out, more, next_key)
+
+    # -- ka10032 -----------------------------------------------------------------------------
+    def _rank(self, req: dict, h: dict, fired: dict, continuation: bool, now: _dt.datetime) -> Reply:
+        for name in ("mrkt_tp", "mang_stk_incls", "stex_tp"):
+            if not isinstance(req.get(name), str) or not req[name].strip():
+                return _missing(name) if req.get(name) in (None, "") else _bad(name)
+        tp, managed, stex = req["mrkt_tp"].strip(), req["mang_stk_incls"].strip(), req["stex_tp"].strip()
+        if tp not in ("000", "001", "101"):
+            return _bad("mrkt_tp")
+        if managed not in ("0", "1"):
+            return _bad("mang_stk_incls")
+        if stex not in ("1", "2", "3"):
+            return _bad("stex_tp")
+        offset = 0
+        head = f"rk{tp}{stex}{managed}"
+        if continuation:
+            prefix, _, num = h.get(H_NEXT, "").strip().partition(":")
+            if prefix != head or not num.isdigit():
+                return _bad("next-key")
+            offset = int(num)
+        today = np.datetime64(now.date(), "D")
+        day = today if self._is_session(today) and now.time() >= OPEN_TIME else self._previous_session(today)
+        ranked = ranking(self.market, tp, now, day)
+        if stex == "2":
+            ranked = [r for r in ranked if r["nxt"]]
+        suffix = {"1": "", "2": "_NX", "3": "_AL"}[stex]
+        page = ranked[offset:offset + RANK_PAGE_SIZE]
+        more = offset + RANK_PAGE_SIZE < len(ranked)
+        next_key = f"{head}:{offset + RANK_PAGE_SIZE}" if more else ""
+        rows = []
+        for k, r in enumerate(page, start=offset + 1):
+            c, base = r["close"], r["base"]
+            change = c - base
+            sign = int(_signs(np.array([c]), np.array([base]), np.array([day]))[0])
+            rows.append({
+                "stk_cd": r["code"] + suffix, "now_rank": str(k), "pred_rank": "", "stk_nm": r["name"],
+                "cur_prc": f"+{c}" if c > base else f"-{c}" if c < base else str(c), "pred_pre_sig": str(sign),
+                "pred_pre": f"{change:+d}" if change else "0",
+                "flu_rt": f"{change / base * 100:+.2f}" if change and base else "0.00",
+                "sel_bid": str(c), "buy_bid": str(c), "now_trde_qty": str(r["volume"]),
+                "pred_trde_qty": str(r["pred_volume"]), "trde_prica": str(int(round(r["value"] / 1e6))),
+            })
+        rows, more, next_key = _page_faults(rows, more, next_key, f"{head}:{offset}", continuation, h, fired,
+                                            dict.fromkeys(RANK_FIELDS, ""))
+        headers = {H_CONT: "Y" if more else "N", H_NEXT: next_key if more else ""}
+        return _json_reply({RANK_LIST_KEY: rows, "return_code": RC_OK, "return_msg": OK_MSG}, headers=headers)
+
+    def _previous_session(self, day: np.datetime64) -> np.datetime64:
+        s = self._sessions
+        if s is None:
+            return np.busday_offset(day, -1, roll="backward")
+        i = int(np.searchsorted(s, day)) - 1
+        return s[max(i, 0)]
 
     def _is_session(self, day: np.datetime64) -> bool:
         s = self._sessions

@@ -1,4 +1,4 @@
-"""The point-in-time market scanner.
+"""The point-in-time market scanner (the module ``finder.analysis.scanner``; its function is ``scan``).
 
 Two entry points:
 
@@ -46,9 +46,7 @@ from __future__ import annotations
 
 import logging
 import numbers
-import sys
 import time
-import types
 from typing import Any, Mapping
 
 import numpy as np
@@ -61,7 +59,8 @@ from .universe import Universe, resolve_universe
 
 __all__ = ["scan", "scan_panels", "resolve_session", "prepare_bars"]
 
-log = logging.getLogger(__name__)
+# The logger keeps the name it had before the module was renamed, so log filters still match.
+log = logging.getLogger("finder.analysis.scan")
 
 MAX_LOOKBACK = 10_000
 BASE_COLUMNS = ["code", "name", "market", "close", "change_pct", "value", "score", "signals"]
@@ -448,15 +447,3 @@ def scan(date: Any, universe: Any = "KOSPI+KOSDAQ", conditions: Any = "momentum"
         log.warning("scanning today's live bar (%s): results can change until the session's bar is final",
                     session.date())
     return res
-
-
-# ``finder.analysis.scan`` is this module (so ``finder.analysis.scan.scan_panels``
-# resolves, and mock.patch targets work) and is also callable as the scan
-# function, so ``from finder.analysis import scan; scan("2025-10-01")`` reads
-# naturally in a notebook.
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        return scan(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

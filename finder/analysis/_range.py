@@ -1,0 +1,726 @@
+"""The whole-range scan: every session of a backtest from one load and one pass per indicator.
+
+``scan(d)`` per session is the reference.  This module computes the same
+picks for every session of a range at once, and is what ``backtest`` uses.
+
+What it guarantees (checked by ``tests/test_backtest_range.py`` against the
+per-session path: dates, codes and ranks identical, scores within 1e-9):
+
+* **The same prices as the reference.**  Each session ``d`` is scanned on bars
+  adjusted as of ``d``, rebuilt by the cache's own function
+  (``History.arrays``) exactly as ``get_panel(base_dt=d)`` does.  A stock's
+  as-of-``d`` bars are the same for every ``d`` between two of its corporate
+  actions, so each stock is loaded once per such *basis class* (one class
+  for most stocks), as a separate column, and serves only the sessions of
+  its class.  Nothing is rescaled, so price-level thresholds (``close >=
+  2_000``, ``atr(...) >= 50``) compare on each date's own basis and no
+  expression needs its scale to be known.
+* **The same windows as the reference.**  A per-session scan seeds EMAs
+  (and the EMAs inside DEMA, TEMA, MACD), Wilder's smoothing and OBV's level
+  at the start of its ``lookback`` window.  Those are linear recursions, so
+  the window-seeded value is the full-history value plus corrections:
+  ``value_s(k) = Y(k) + sum_i C_i(s) * psi_i(k - s)``, where ``Y`` is the
+  recursion over the stock's whole loaded history, ``C_i`` one number per
+  (session, stock) and ``psi_i`` a short 1-D array over the offset into the
+  window.  Everything else (arithmetic, comparisons, rolling windows, slopes,
+  crossings, counts) is computed on the window's own rows, read at the lags
+  it needs.
+* **No look-ahead.**  Session ``d`` reads only rows on or before ``d`` of
+  columns whose prices are adjusted as of ``d``.
+
+What it does not do (``Unsupported`` is raised and ``backtest`` falls back to
+the per-session path, logging why): conditions written as plain functions of
+the bars, a recursion (EMA, RSI, ...) of a non-linear expression of another
+recursion (e.g. ``ema(rsi(close), 5)``), universes with liquidity filters,
+custom indicator functions, and a cache folder that cannot be used.
+Floating-point rounding differs from the reference at about 1e-13 relative;
+a comparison decided by less than that could differ (none did in the tests).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._exceptions import KiwoomError
+from . import indicators as ind
+from .conditions import (FIELDS, Condition, Expr, Field, Screen, _All, _Any, _BinOp, _Call, _Item, _Not,
+                         _OPS, _Unary)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Unsupported", "RangeData", "load_range", "scan_range", "RangeScanner"]
+
+PRICE = {"open": 0, "high": 1, "low": 2, "close": 3}
+
+
+class Unsupported(Exception):
+    """The whole-range engine cannot reproduce this scan exactly; use the per-session path."""
+
+
+# --------------------------------------------------------------------------
+# data: one column per (stock, basis class)
+# --------------------------------------------------------------------------
+
+@dataclass
+class RangeData:
+    """Bars of many stocks for a range of sessions, laid out for :class:`RangeScanner`.
+
+    ``fields[f]``: (T, J) float arrays, each column one stock's valid bars
+    (close > 0, volume > 0) on one adjustment basis, bottom-aligned (NaN on
+    top).  ``pos[i, j]``: the row of session ``i``'s bar in column ``j`` (-1
+    when the column does not serve that session: another basis class, or no
+    trading bar); ``start[i, j]``: the first row of that session's window.
+    """
+
+    sessions: pd.DatetimeIndex
+    lookback: int
+    codes: np.ndarray                       # (J,) code of each column
+    fields: dict[str, np.ndarray]
+    pos: np.ndarray                         # (S, J) int64
+    start: np.ndarray                       # (S, J) int64
+    missing: dict[str, str] = field(default_factory=dict)
+    classes: int = 0                        # columns beyond one per stock (corporate actions in the range)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.pos.shape
+
+
+def _histories(codes: list[str], end: pd.Timestamp, count: int, progress: bool) -> tuple[dict, dict]:
+    """Each stock's cached history covering ``count`` rows up to ``end`` (the same objects get_panel reads).
+
+    Uses the cache's per-stock entry point, so requests are the same as
+    ``get_panel``'s: quotes for stocks a session behind, 2 walks per stock
+    when cold, none when warm.
+    """
+    from .. import data
+    from ..cache._ohlcv import _Pointers
+    from ..cache._refresh import refresh_if_behind
+    from ..cache._store import Store
+
+    client = data.default_client()
+    store = Store.for_client(client)
+    if not store.usable:
+        raise Unsupported("the cache folder is not usable")
+    pointers = _Pointers(store)
+    for code in refresh_if_behind(client, codes, end, pointers):
+        pointers.pop(code, None)
+    end_d = np.datetime64(end.date(), "D")
+    out, missing = {}, {}
+    bar = None
+    if progress:
+        from .backtest import _tqdm
+
+        bar = _tqdm()(total=len(codes), desc="bars", unit="stock", leave=False)
+    try:
+        for code in codes:
+            try:
+                out[code] = store.ensure(client, code, end_d, count, pointers.get(code))
+            except KiwoomError as exc:
+                missing[code] = f"{type(exc).__name__}: {exc}"
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return out, missing
+
+
+def load_range(codes: list[str], sessions: pd.DatetimeIndex, lookback: int, *, progress: bool = False) -> RangeData:
+    """Load every stock once for ``sessions`` (final sessions, ascending) and lay the bars out."""
+    sessions = pd.DatetimeIndex(sessions)
+    S = len(sessions)
+    count = lookback + S
+    hists, missing = _histories(list(codes), sessions[-1], count, progress)
+    sess_d = sessions.values.astype("datetime64[D]")
+    cols: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    for code in codes:
+        h = hists.get(code)
+        if h is None:
+            continue
+        ex = np.unique(h.events.ex[(h.events.ex > sess_d[0]) & (h.events.ex <= sess_d[-1])])
+        # sessions [a, b) share one basis: no action of this stock falls after a and on or before b-1
+        cuts = np.searchsorted(sess_d, ex, "left")
+        bounds = np.unique(np.concatenate([[0], cuts, [S]]))
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if b <= a:
+                continue
+            dates, prices, volume, value = h.arrays(sess_d[b - 1], count, True)
+            cols.append((code, np.arange(a, b), dates, np.asarray(prices, dtype="float64"),
+                         np.column_stack([np.asarray(volume, dtype="float64"), np.asarray(value, dtype="float64")])))
+    J = len(cols)
+    compact = []
+    T = 1
+    for code, serve, dates, prices, vv in cols:
+        c, v = prices[:, 3], vv[:, 0]
+        valid = np.isfinite(c) & (c > 0) & np.isfinite(v) & (v > 0)
+        compact.append(valid)
+        T = max(T, int(valid.sum()))
+    fields = {f: np.full((T, J), np.nan) for f in FIELDS}
+    pos = np.full((S, J), -1, dtype=np.int64)
+    start = np.full((S, J), -1, dtype=np.int64)
+    for j, ((code, serve, dates, prices, vv), valid) in enumerate(zip(cols, compact)):
+        n = int(valid.sum())
+        off = T - n
+        for f, k in PRICE.items():
+            fields[f][off:, j] = prices[valid, k]
+        fields["volume"][off:, j] = vv[valid, 0]
+        fields["value"][off:, j] = vv[valid, 1]
+        if len(dates) == 0:
+            continue
+        cv = np.cumsum(valid)
+        rr = np.searchsorted(dates, sess_d[serve])
+        rr_c = np.minimum(rr, len(dates) - 1)
+        ok = (rr < len(dates)) & (dates[rr_c] == sess_d[serve]) & valid[rr_c]
+        lo = np.maximum(rr_c - lookback + 1, 0)
+        sc = np.where(lo > 0, cv[np.maximum(lo - 1, 0)], 0)
+        pc = cv[rr_c] - 1
+        pos[serve[ok], j] = off + pc[ok]
+        start[serve[ok], j] = off + sc[ok]
+    codes_arr = np.array([c[0] for c in cols], dtype=object)
+    # the cache's value field never lacks a number on a valid row; keep Bars' fallback anyway
+    fv = fields["value"]
+    fields["value"] = np.where(np.isnan(fv), fields["close"] * fields["volume"], fv)
+    return RangeData(sessions=sessions, lookback=lookback, codes=codes_arr, fields=fields, pos=pos, start=start,
+                     missing=missing, classes=J - len(hists))
+
+
+# --------------------------------------------------------------------------
+# window-seeded series: Y + sum_i C_i * psi_i(m)
+# --------------------------------------------------------------------------
+
+@dataclass
+class Lin:
+    """A series as every session's window sees it.
+
+    At session ``i``, column ``j`` and window offset ``m = k - start[i, j]``:
+    ``Y[k, j] + sum(C[i, j] * psi[m] for C, psi in terms)``, defined for ``m >= f``.
+    """
+
+    Y: np.ndarray
+    terms: list = field(default_factory=list)   # [(C (S,J), psi (L,))]
+    f: int = 0
+
+    @property
+    def plain(self) -> bool:
+        return not self.terms
+
+
+def _merge(terms: list) -> list:
+    out: dict[int, list] = {}
+    for C, psi in terms:
+        k = id(C)
+        if k in out:
+            out[k][1] = out[k][1] + psi
+        else:
+            out[k] = [C, psi]
+    return [tuple(v) for v in out.values()]
+
+
+def _lin_add(a: Lin, b: Lin, sign: float) -> Lin:
+    terms = list(a.terms) + [(C, sign * psi) for C, psi in b.terms]
+    Y = a.Y + b.Y if sign > 0 else a.Y - b.Y
+    return Lin(Y, _merge(terms), max(a.f, b.f))
+
+
+def _lin_scale(a: Lin, c: float, op: str) -> Lin:
+    if op == "*":
+        return Lin(a.Y * c, [(C, psi * c) for C, psi in a.terms], a.f)
+    return Lin(a.Y / c, [(C, psi / c) for C, psi in a.terms], a.f)
+
+
+# --------------------------------------------------------------------------
+# the scanner
+# --------------------------------------------------------------------------
+
+_FINITE_REACH = {
+    "sma": lambda p: p["n"] - 1,
+    "rolling_sum": lambda p: p["n"] - 1,
+    "shift": lambda p: p["k"],
+    "slope": lambda p: p["n"] - 1,
+    "volume_ratio": lambda p: p["n"],
+    "true_range": lambda p: 1,
+    "crossed_above": lambda p: 1,
+    "crossed_below": lambda p: 1,
+    "count_true": lambda p: p["n"] - 1,
+}
+_CELLS_ONLY = ("crossed_above", "crossed_below", "count_true")
+_RECURSIVE = ("ema", "dema", "tema", "macd", "rsi", "obv", "atr")
+_INPUTS = {"ema": 1, "dema": 1, "tema": 1, "sma": 1, "macd": 1, "rsi": 1, "obv": 2, "true_range": 3, "atr": 3,
+           "slope": 1, "volume_ratio": 1, "shift": 1, "rolling_sum": 1, "count_true": 1,
+           "crossed_above": 2, "crossed_below": 2}
+
+
+class RangeScanner:
+    """Evaluates expressions and screens on a :class:`RangeData` for every session at once.
+
+    Indicators are memoised by expression structure across screens, so a
+    parameter sweep over screens that share ``tema(close, 20)`` computes it
+    once.  ``evaluate(screen)`` returns the per-session flags and values;
+    :func:`scan_range` turns them into ranked picks.
+    """
+
+    def __init__(self, data: RangeData) -> None:
+        self.data = data
+        S, J = data.shape
+        self.S, self.J, self.L = S, J, data.lookback
+        self.served = data.pos >= 0
+        self._colidx = np.broadcast_to(np.arange(J), (S, J))
+        self._series: dict[Any, Lin] = {}
+        self._cells: dict[Any, np.ndarray] = {}
+        self._lagidx: dict[int, tuple] = {}
+
+    # -- indexing -----------------------------------------------------------
+    def _lag(self, lag: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(flat index into a (T,J) array, offset m, row in window) for every (session, column) at ``lag``."""
+        if lag not in self._lagidx:
+            d = self.data
+            k = d.pos - lag
+            m = k - d.start
+            ok = self.served & (m >= 0) & (k >= 0)
+            flat = np.where(ok, k, 0) * self.J + self._colidx
+            if len(self._lagidx) > 64:
+                self._lagidx.clear()
+            self._lagidx[lag] = (flat, np.where(ok, m, -1), ok)
+        return self._lagidx[lag]
+
+    def _at_rows(self, Y: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        ok = self.served & (rows >= 0) & (rows < Y.shape[0])
+        flat = np.where(ok, rows, 0) * self.J + self._colidx
+        out = Y.ravel().take(flat)
+        return np.where(ok, out, np.nan)
+
+    def materialize(self, s: Lin, lag: int, snap: bool = False) -> np.ndarray:
+        flat, m, ok = self._lag(lag)
+        val = s.Y.ravel().take(flat)
+        mag = np.abs(val) if snap else None
+        if s.terms:
+            mi = np.clip(m, 0, self.L - 1)
+            for C, psi in s.terms:
+                t = C * psi.take(mi)
+                val = val + t
+                if snap:
+                    mag = mag + np.abs(t)
+        if snap:
+            # cancellation noise of Y + corrections where the window's own recursion is exactly 0
+            val = np.where(np.abs(val) <= 1e-12 * mag, 0.0, val)
+        return np.where(ok & (m >= s.f), val, np.nan)
+
+    # -- series (recursions need them) ------------------------------------------
+    def series(self, e: Any) -> Lin:
+        key = e._key() if isinstance(e, Expr) else None
+        if key is not None and key in self._series:
+            return self._series[key]
+        out = self._series_of(e)
+        if key is not None:
+            self._series[key] = out
+        return out
+
+    def _series_of(self, e: Any) -> Lin:
+        if isinstance(e, Field):
+            return Lin(self.data.fields[e.name])
+        if isinstance(e, _BinOp) and e.op in "+-*/":
+            l_num = not isinstance(e.left, Expr)
+            r_num = not isinstance(e.right, Expr)
+            if r_num and e.op in "*/":
+                return _lin_scale(self.series(e.left), float(e.right), e.op)
+            if l_num and e.op == "*":
+                return _lin_scale(self.series(e.right), float(e.left), "*")
+            if not l_num and not r_num and e.op in "+-":
+                return _lin_add(self.series(e.left), self.series(e.right), 1.0 if e.op == "+" else -1.0)
+            a = self.series(e.left) if not l_num else None
+            b = self.series(e.right) if not r_num else None
+            if (a is None or a.plain) and (b is None or b.plain):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    Y = _OPS[e.op](a.Y if a is not None else float(e.left), b.Y if b is not None else float(e.right))
+                return Lin(Y, [], max(x.f for x in (a, b) if x is not None))
+            raise Unsupported(f"{e!r}: a product or quotient of two window-seeded series")
+        if isinstance(e, _Unary) and e.op == "abs":
+            a = self.series(e.arg)
+            if a.plain:
+                return Lin(np.abs(a.Y), [], a.f)
+            raise Unsupported(f"{e!r}: abs of a window-seeded series")
+        if isinstance(e, _Item):
+            return self._call_series(e.call)[e.i]
+        if isinstance(e, _Call):
+            out = self._call_series(e)
+            if isinstance(out, tuple):
+                raise Unsupported(f"{e!r} has several outputs")
+            return out
+        raise Unsupported(f"{e!r} cannot be computed once over the range")
+
+    def _params(self, call: _Call) -> tuple[str, list, dict]:
+        name = call.fn.__name__
+        if getattr(ind, name, None) is not call.fn or name not in _INPUTS:
+            raise Unsupported(f"{name}() is not one of finder's indicators")
+        import inspect
+
+        bound = inspect.signature(call.fn).bind(*call.args, **call.kwargs)
+        bound.apply_defaults()
+        args = list(bound.arguments.items())
+        n_in = _INPUTS[name]
+        inputs = [v for _, v in args[:n_in]]
+        params = {k: v for k, v in args[n_in:]}
+        return name, inputs, params
+
+    def _call_series(self, call: _Call) -> Any:
+        key = ("callseries", call._key())
+        if key in self._series:
+            return self._series[key]
+        out = self._call_series_of(call)
+        self._series[key] = out
+        return out
+
+    def _call_series_of(self, call: _Call) -> Any:
+        name, inputs, p = self._params(call)
+        if name in _CELLS_ONLY or name == "rsi":
+            raise Unsupported(f"{call!r} is not a series a recursion can continue from")
+        core = call.fn.__wrapped_core__
+        ins = [self.series(x) if isinstance(x, Expr) else x for x in inputs]
+        if any(not isinstance(x, Lin) for x in ins):
+            raise Unsupported(f"{call!r}: a number where a series is expected")
+        f = max(x.f for x in ins)
+        if name in _FINITE_REACH:
+            if any(not x.plain for x in ins):
+                raise Unsupported(f"{call!r} of a window-seeded series")
+            (Y,) = ind.run_arrays(core, [x.Y for x in ins], p)
+            return Lin(Y, [], f + _FINITE_REACH[name](p))
+        if name == "ema":
+            return self._ewm(ins[0], 2.0 / (ind._check_window(p["n"]) + 1))
+        if name in ("dema", "tema"):
+            return self._smooth(ins[0], ind._check_window(p["n"]), name)
+        if name == "macd":
+            fast, slow, sig = (ind._check_window(p[k], k) for k in ("fast", "slow", "signal"))
+            line = _lin_add(self._ewm(ins[0], 2.0 / (fast + 1)), self._ewm(ins[0], 2.0 / (slow + 1)), -1.0)
+            signal = self._ewm(line, 2.0 / (sig + 1))
+            return (line, signal, _lin_add(line, signal, -1.0))
+        if name == "obv":
+            c, v = ins
+            if not (c.plain and v.plain):
+                raise Unsupported(f"{call!r} of a window-seeded series")
+            Yc, Yv = ind.run_arrays(lambda a, b: (a, b), [c.Y, v.Y], {})
+            step = np.sign(Yc - ind._shift(Yc, 1)) * Yv
+            cum = np.cumsum(np.where(np.isnan(step), 0.0, step), axis=0)
+            C = -self._at_rows(cum, self.data.start + f)
+            psi = np.where(np.arange(self.L) >= f, 1.0, np.nan)
+            return Lin(cum, [(C, psi)], f)
+        if name == "atr":
+            n = ind._check_window(p["n"])
+            if p["smoothing"] not in ("wilder", "sma", "ema"):
+                raise Unsupported(f"{call!r}: unknown smoothing")
+            if any(not x.plain for x in ins):
+                raise Unsupported(f"{call!r} of a window-seeded series")
+            h, lo, c = ind.run_arrays(lambda a, b, d: (a, b, d), [x.Y for x in ins], {})
+            pc = ind._shift(c, 1)
+            with np.errstate(invalid="ignore"):
+                tr = np.maximum(h - lo, np.maximum(np.abs(h - pc), np.abs(lo - pc)))
+            return self._smooth(Lin(tr, [], f + 1), n, p["smoothing"])
+        raise Unsupported(f"{call!r}")
+
+    # -- linear recursions ------------------------------------------------------
+    def _ewm(self, x: Lin, alpha: float) -> Lin:
+        Yp = ind._ewm(x.Y, alpha)
+        k0 = self.data.start + x.f
+        C0 = self._at_rows(x.Y, k0) - self._at_rows(Yp, k0)
+        m = np.arange(self.L)
+        psi0 = np.where(m >= x.f, (1.0 - alpha) ** np.maximum(m - x.f, 0), np.nan)
+        terms = [(C0, psi0)]
+        for C, psi in x.terms:
+            p1 = np.where(m >= x.f, psi, np.nan)
+            terms.append((C, ind._ewm(p1[:, None], alpha)[:, 0]))
+        return Lin(Yp, _merge(terms), x.f)
+
+    def _wilder(self, x: Lin, n: int) -> Lin:
+        Wp = ind._wilder(x.Y, n)
+        k0 = self.data.start + x.f + n - 1
+        seed = self._at_rows(ind._rolling_sum(x.Y, n) / n, k0)
+        C0 = seed - self._at_rows(Wp, k0)
+        m = np.arange(self.L)
+        f1 = x.f + n - 1
+        psi0 = np.where(m >= f1, (1.0 - 1.0 / n) ** np.maximum(m - f1, 0), np.nan)
+        terms = [(C0, psi0)]
+        for C, psi in x.terms:
+            p1 = np.where(m >= x.f, psi, np.nan)
+            terms.append((C, ind._wilder(p1[:, None], n)[:, 0]))
+        return Lin(Wp, _merge(terms), f1)
+
+    def _smooth(self, x: Lin, n: int, how: str) -> Lin:
+        if how == "wilder":
+            return self._wilder(x, n)
+        if how == "sma":
+            if not x.plain:
+                raise Unsupported("a simple mean of a window-seeded series inside an indicator")
+            return Lin(ind._rolling_sum(x.Y, n) / n, [], x.f + n - 1)
+        alpha = 2.0 / (n + 1)
+        e1 = self._ewm(x, alpha)
+        if how == "ema":
+            return e1
+        e2 = self._ewm(e1, alpha)
+        if how == "dema":
+            return _lin_add(_lin_scale(e1, 2.0, "*"), e2, -1.0)
+        if how == "tema":
+            return _lin_add(_lin_add(_lin_scale(e1, 3.0, "*"), _lin_scale(e2, 3.0, "*"), -1.0), self._ewm(e2, alpha), 1.0)
+        raise Unsupported(f"smoothing={how!r}")
+
+    # -- cells: the value each session's window holds at a lag -----------------------
+    def cells(self, e: Any, lag: int = 0) -> Any:
+        if not isinstance(e, Expr):
+            return e
+        key = (e._key(), lag)
+        if key in self._cells:
+            return self._cells[key]
+        out = self._cells_of(e, lag)
+        self._cells[key] = out
+        return out
+
+    def _cells_of(self, e: Expr, lag: int) -> np.ndarray:
+        if isinstance(e, Field):
+            return self.materialize(self.series(e), lag)
+        if isinstance(e, _BinOp):
+            lv, rv = self.cells(e.left, lag), self.cells(e.right, lag)
+            if e.op in ("&", "|"):
+                lv, rv = _as_bool(lv), _as_bool(rv)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return _OPS[e.op](lv, rv)
+        if isinstance(e, _Unary):
+            v = self.cells(e.arg, lag)
+            return ~_as_bool(v) if e.op == "~" else np.abs(v)
+        if isinstance(e, _Item):
+            if e.call.fn is ind.macd:
+                return self.materialize(self._call_series(e.call)[e.i], lag)
+            raise Unsupported(f"{e!r}")
+        if isinstance(e, _Call):
+            return self._call_cells(e, lag)
+        raise Unsupported(f"{e!r} cannot be computed once over the range")
+
+    def _call_cells(self, call: _Call, lag: int) -> np.ndarray:
+        name, inputs, p = self._params(call)
+        if name == "rsi":
+            return self._rsi_cells(call, inputs[0], p, lag)
+        if name in _RECURSIVE:
+            return self.materialize(self._call_series(call), lag)
+        if name not in _CELLS_ONLY:
+            try:
+                return self.materialize(self._call_series(call), lag)
+            except Unsupported:
+                pass
+        reach = _FINITE_REACH[name](p)
+        if reach < 0:
+            raise Unsupported(f"{call!r}: a negative shift looks ahead")
+        stacks = []
+        for x in inputs:
+            if isinstance(x, Expr):
+                rows = [np.asarray(self.cells(x, lag + reach - i), dtype=np.float64) for i in range(reach + 1)]
+                stacks.append(np.stack(rows).reshape(reach + 1, -1))
+            else:
+                stacks.append(np.full((reach + 1, self.S * self.J), float(x)))
+        (out,) = ind.run_arrays(call.fn.__wrapped_core__, stacks, p, boolean=name in ("crossed_above", "crossed_below"))
+        return out[-1].reshape(self.S, self.J)
+
+    def _rsi_cells(self, call: _Call, x: Any, p: dict, lag: int) -> np.ndarray:
+        key = ("rsi", call._key())
+        if key not in self._series:
+            n = ind._check_window(p["n"])
+            s = self.series(x)
+            if not s.plain:
+                raise Unsupported(f"{call!r} of a window-seeded series")
+            d = s.Y - ind._shift(s.Y, 1)
+            gain = Lin(np.clip(d, 0.0, None), [], s.f + 1)
+            loss = Lin(np.clip(-d, 0.0, None), [], s.f + 1)
+            self._series[key] = (self._smooth(gain, n, p["smoothing"]), self._smooth(loss, n, p["smoothing"]), s.f)
+        G, Lo, f = self._series[key]
+        g = np.clip(self.materialize(G, lag, snap=True), 0.0, None)
+        lo = np.clip(self.materialize(Lo, lag, snap=True), 0.0, None)
+        total = g + lo
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(total > 0, 100.0 * (g / total), np.where(np.isnan(total), np.nan, 50.0))
+        _, m, ok = self._lag(lag)
+        return np.where(ok & (m >= f), out, np.nan)
+
+    # -- conditions and screens ---------------------------------------------------------
+    def condition(self, c: Condition) -> tuple[np.ndarray, np.ndarray]:
+        """(value, passed) on each session's own bar, (S, J)."""
+        if isinstance(c, _Not):
+            v, ok = self.condition(c.part)
+            return v, ~ok
+        if isinstance(c, _All):  # _Any too
+            flags = [self.condition(p)[1] for p in c.parts]
+            n = sum(f.astype(int) for f in flags)
+            passed = (n > 0) if isinstance(c, _Any) else (n == len(flags))
+            return np.asarray(n, dtype=float), passed
+        if not isinstance(c.test, Expr):
+            raise Unsupported(f"condition {c.name!r} is a function of the bars")
+        out = self.cells(c.test, 0)
+        passed = _flag(out)
+        if c.value is not None:
+            if not isinstance(c.value, Expr):
+                raise Unsupported(f"the value of {c.name!r} is a function of the bars")
+            val = self.cells(c.value, 0)
+        elif isinstance(c.test, _BinOp) and c.test.is_comparison and isinstance(c.test.left, Expr):
+            val = self.cells(c.test.left, 0)
+        else:
+            val = passed.astype(float)
+        val = np.broadcast_to(np.asarray(val, dtype=float), (self.S, self.J))
+        return val, passed
+
+    def evaluate(self, screen: Screen) -> dict[str, np.ndarray]:
+        """Per (session, column): each condition's value and pass flag, ``signals``, ``score``, ``matched``."""
+        S, J = self.S, self.J
+        out: dict[str, np.ndarray] = {}
+        filters_ok = np.ones((S, J), dtype=bool)
+        n_signals = np.zeros((S, J), dtype=np.int64)
+        score = np.zeros((S, J))
+        for c in screen.filters:
+            v, p = self.condition(c)
+            out[c.name], out[f"{c.name}_pass"] = v, p
+            filters_ok &= p
+        for c in screen.signals:
+            v, p = self.condition(c)
+            out[c.name], out[f"{c.name}_pass"] = v, p
+            n_signals += p.astype(int)
+            score += p.astype(float) * c.weight
+        out["signals"], out["score"] = n_signals, score
+        out["matched"] = filters_ok & (n_signals >= screen.min_signals)
+        return out
+
+
+def _as_bool(x: Any) -> Any:
+    if isinstance(x, np.ndarray) and x.dtype != bool:
+        return np.where(np.isnan(x), 0, x).astype(bool)
+    return x
+
+
+def _flag(x: Any) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype == bool:
+        return a
+    a = a.astype(float)
+    return np.where(np.isnan(a), False, a != 0)
+
+
+# --------------------------------------------------------------------------
+# picks
+# --------------------------------------------------------------------------
+
+def scan_range(scanner: RangeScanner, screen: Screen, scanned: np.ndarray, meta: pd.DataFrame | None,
+               top: int | None = None) -> pd.DataFrame:
+    """Ranked matches of every session: ``date, rank`` and the columns ``scan`` returns.
+
+    ``scanned`` (S, J): the cells the per-session scan would evaluate
+    (in the universe, listed, traded, enough bars).
+    """
+    data = scanner.data
+    table = scanner.evaluate(screen)
+    ok = scanned & table["matched"]
+    ii, jj = np.nonzero(ok)
+    close0 = scanner.cells(Field("close"), 0)
+    close1 = scanner.cells(Field("close"), 1)
+    value0 = scanner.cells(Field("value"), 0)
+    codes = data.codes[jj].astype(str)
+    base = {
+        "date": data.sessions[ii],
+        "code": codes,
+        "name": _meta(meta, "name", codes),
+        "market": _meta(meta, "market", codes),
+        "close": close0[ii, jj],
+        "change_pct": (close0[ii, jj] / close1[ii, jj] - 1.0) * 100.0,
+        "value": value0[ii, jj],
+        "score": table["score"][ii, jj],
+        "signals": table["signals"][ii, jj],
+    }
+    for c in screen.conditions:
+        base[c.name] = np.asarray(table[c.name], dtype=float)[ii, jj]
+        base[f"{c.name}_pass"] = np.asarray(table[f"{c.name}_pass"], dtype=bool)[ii, jj]
+    df = pd.DataFrame(base)
+    # per session: score, then signals, then traded value (all descending), code breaks ties
+    order = np.lexsort((df["code"].to_numpy(), -df["value"].to_numpy(), -df["signals"].to_numpy(),
+                        -df["score"].to_numpy(), ii))
+    df = df.iloc[order].reset_index(drop=True)
+    rank = df.groupby("date", sort=False).cumcount().to_numpy() + 1
+    df.insert(1, "rank", rank)
+    if top is not None:
+        df = df[df["rank"] <= top].reset_index(drop=True)
+    return df
+
+
+def _meta(meta: pd.DataFrame | None, col: str, codes: np.ndarray) -> np.ndarray:
+    if meta is None or col not in meta.columns or len(codes) == 0:
+        return np.array([None] * len(codes), dtype=object)
+    s = meta[col].reindex(codes).astype(object)
+    return s.where(s.notna(), None).to_numpy()
+
+
+# --------------------------------------------------------------------------
+# a range prepared once, scanned with any screen
+# --------------------------------------------------------------------------
+
+@dataclass
+class Prepared:
+    """A universe's bars over a range of sessions, ready to be scanned with any screen.
+
+    Build with :func:`prepare_range`; ``scan(conditions, top)`` gives every
+    session's ranked picks.  Indicators are memoised across screens.
+    """
+
+    data: RangeData
+    scanner: RangeScanner
+    meta: pd.DataFrame | None
+    member: np.ndarray      # (S, J) in the universe, listed and traded on the session
+    nbars: np.ndarray       # (S, J) bars in the session's window
+    universe: Any = None
+
+    @property
+    def sessions(self) -> pd.DatetimeIndex:
+        return self.data.sessions
+
+    def scan(self, conditions: Any, top: int | None = None) -> pd.DataFrame:
+        from .conditions import as_screen
+        from .scanner import _check_lookback
+
+        screen = as_screen(conditions)
+        _check_lookback(self.data.lookback, screen)
+        scanned = self.member & (self.nbars >= screen.min_bars)
+        return scan_range(self.scanner, screen, scanned, self.meta, top)
+
+
+def prepare_range(sessions: pd.DatetimeIndex, universe: Any, lookback: int, *, progress: bool = False) -> Prepared:
+    """Load ``universe``'s bars once for the final ``sessions`` (ascending) and return a :class:`Prepared`.
+
+    Raises :class:`Unsupported` for universes with liquidity filters (their
+    membership depends on each session's window; the per-session scan
+    handles them).
+    """
+    from .universe import resolve_universe
+
+    uni = resolve_universe(universe)
+    if uni.has_liquidity_filter:
+        raise Unsupported("universes with liquidity filters are scanned session by session")
+    sessions = pd.DatetimeIndex(sessions)
+    if uni.func is None:
+        codes, meta = uni.candidates(sessions[-1])
+        per_session = None
+    else:
+        per_session = [set(uni.candidates(d)[0]) for d in sessions]
+        codes, meta = uni.candidates(sessions[-1])
+        metas = [meta] + [uni.candidates(d)[1] for d in sessions[:-1]]
+        meta = pd.concat(metas)
+        meta = meta[~meta.index.duplicated(keep="first")]
+        codes = sorted(set().union(*per_session))
+    data = load_range(list(codes), sessions, lookback, progress=progress)
+    S, J = data.shape
+    member = data.pos >= 0
+    cols = pd.Index(data.codes.astype(str))
+    if meta is not None and "listed" in meta.columns and J:
+        listed = pd.to_datetime(meta["listed"].reindex(cols), errors="coerce").to_numpy()
+        late = listed[None, :] > data.sessions.values[:, None]   # NaT compares False: kept, as scan does
+        member &= ~late
+    if per_session is not None and J:
+        for i, wanted in enumerate(per_session):
+            member[i] &= cols.isin(list(wanted))
+    nbars = np.where(member, data.pos - data.start + 1, 0)
+    return Prepared(data=data, scanner=RangeScanner(data), meta=meta, member=member, nbars=nbars, universe=uni)
