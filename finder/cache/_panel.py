@@ -154,24 +154,30 @@ _verified: set[tuple[str, str, int]] = set()      # (folder, id, field) whose CR
 _lock = threading.Lock()
 
 
-def _damaged(store, pid: str, why: str) -> None:
+def _damaged(store, pid: str, why: str, locked: bool = False) -> None:
     store.warn_once(f"panel:{pid}", f"damaged panel file {pid} ({why}); served per stock and rebuilt")
-    _remove(store, pid)
+    _remove(store, pid, locked)
 
 
-def _remove(store, pid: str) -> None:
+def _remove(store, pid: str, locked: bool = False) -> None:
     base = folder(store)
-    try:
-        with FileLock(str(base / ".lock"), timeout=30):
-            shutil.rmtree(base / pid, ignore_errors=True)
-    except Exception:
+    if locked:  # the caller holds the folder's lock (a second FileLock on it would wait for ourselves)
         shutil.rmtree(base / pid, ignore_errors=True)
+    else:
+        try:
+            with FileLock(str(base / ".lock"), timeout=30):
+                shutil.rmtree(base / pid, ignore_errors=True)
+        except Exception:
+            shutil.rmtree(base / pid, ignore_errors=True)
     with _lock:
         _meta_cache.pop((str(base), pid), None)
 
 
-def panels(store) -> list[Panel]:
-    """The published panels of the cache folder (a damaged description is removed)."""
+def panels(store, locked: bool = False) -> list[Panel]:
+    """The published panels of the cache folder (a damaged description is removed).
+
+    ``locked``: the caller holds the folder's lock.
+    """
     base = folder(store)
     out = []
     try:
@@ -188,7 +194,7 @@ def panels(store) -> list[Panel]:
             except FileNotFoundError:
                 continue  # removed by another process meanwhile
             except Exception as exc:
-                _damaged(store, pid, f"meta.json: {type(exc).__name__}")
+                _damaged(store, pid, f"meta.json: {type(exc).__name__}", locked)
                 continue
             with _lock:
                 _meta_cache[key] = p
@@ -491,7 +497,7 @@ def _prune(store, new: Panel) -> None:
         with FileLock(str(base / ".lock"), timeout=60):
             if not (base / new.id).is_dir():
                 return  # another writer's identical panel already replaced ours
-            others = [p for p in panels(store) if p.id != new.id]
+            others = [p for p in panels(store, locked=True) if p.id != new.id]
             drop = []
             for p in others:
                 if _supersedes(new, p):
