@@ -326,3 +326,24 @@ def test_four_readers_while_panels_are_rebuilt(sim, codes, tmp_path):
     for f in FIELDS:
         pd.testing.assert_frame_equal(last[f], ref[f], check_freq=False)
         pd.testing.assert_frame_equal(final[f], ref[f], check_freq=False)
+
+
+def test_unadjusted_panels_are_kept_apart_and_equal_raw_bars(sim, sim_market, codes, tmp_path):
+    from finder.cache._ohlcv import get_panel
+
+    acting = [c for c in sim_market.codes
+              if any(e.ex_date == pd.Timestamp("2025-10-31") for e in sim_market.events(c))][:2]
+    group = codes + acting  # with an action inside the window, raw and adjusted bars differ
+    with client(sim, tmp_path / "c") as api:
+        adj = panel(api, group, N, D)
+        raw1 = get_panel(api, group, N, D, field=FIELDS, adjusted=False, progress=False)
+        assert how(raw1)["built"] and how(raw1)["served"] == 0  # an adjusted panel never serves raw bars
+        raw2 = get_panel(api, group, N, D, field=FIELDS, adjusted=False, progress=False)
+        assert how(raw2) == {"served": len(group), "per_stock": 0, "built": False}
+        assert how(panel(api, group, N, D))["served"] == len(group)  # both kept: neither supersedes the other
+        for c in group:
+            want = api.get_ohlcv(c, N, D, adjusted=False)
+            got = raw2["close"][c].dropna()
+            assert np.array_equal(got.to_numpy(), want["close"].to_numpy()), c
+        c = acting[0]
+        assert not np.array_equal(raw2["close"][c].dropna().to_numpy(), adj["close"][c].dropna().to_numpy())
