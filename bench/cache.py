@@ -1,4 +1,4 @@
-"""Benchmark of the disk cache (issue 3): warm load speed against a plain pickle loop, and W1-W4 request counts.
+"""Benchmark of the disk cache (issues 3 and 11): warm loads against a plain pickle loop, the panel store, W1-W4.
 
 Run from the repository root::
 
@@ -29,7 +29,15 @@ What it measures, all against a ``SyntheticMarket`` served by an HTTP
    same-process numbers, where finder's in-memory LRU helps.  Ratios are
    against the baseline of the same kind (fresh vs fresh, same-process vs
    same-process); per-call hit overhead = finder per-call / pickle per-call.
-3. **Requests** for W1-W4 of the issue, each on its own cold cache folder,
+   Before them, one fresh process times the first 6-field ``get_panel``
+   while no stored panel exists (the per-stock path plus writing the panel);
+   the timed loads are then served by the panel store (``attrs["panel"]``
+   says so), and issue 11's goals are printed next to the numbers.
+3. **After a refresh**: the simulator's clock moves one session on,
+   ``finder.cache.refresh`` runs in a fresh process, then the first
+   ``get_panel`` (every pointer moved, so per stock, and a new panel) and the
+   next one (from the new panel), each in a fresh process.
+4. **Requests** for W1-W4 of issue 3, each on its own cold cache folder,
    counted at the simulator and printed next to the issue's goals.
 
 Prints numbers only; goals are for reading, never asserted.  The machine is
@@ -108,6 +116,7 @@ def child_load(spec: dict) -> dict:
     else:
         import finder
 
+        served: list = []
         finder.data.set_default_client(_client(spec["url"], spec["cache"]))
         if mode == "ohlcv":
             def load() -> int:
@@ -121,6 +130,7 @@ def child_load(spec: dict) -> dict:
             def load() -> int:
                 p = finder.get_panel(codes, rows, date, field=field)
                 p = p if isinstance(p, pd.DataFrame) else p["close"]
+                served.append(p.attrs.get("panel"))
                 return int(p.notna().sum().sum())
     setup = time.perf_counter() - t0
 
@@ -139,8 +149,34 @@ def child_load(spec: dict) -> dict:
         t = time.perf_counter()
         load()
         same.append(time.perf_counter() - t)
+    how = locals().get("served") or [None]
     return {"mode": mode, "setup": setup, "first_call": first_call, "fresh": fresh, "same": statistics.median(same),
-            "values": n, "rss_mb": grown, "rss_start_mb": rss1 - rss0}
+            "values": n, "rss_mb": grown, "rss_start_mb": rss1 - rss0, "panel": how[0]}
+
+
+def child_first(spec: dict) -> dict:
+    """The first 6-field get_panel in a fresh process when no stored panel serves it (it builds one)."""
+    import finder
+
+    finder.data.set_default_client(_client(spec["url"], spec["cache"]))
+    codes, rows, date = spec["codes"], spec["rows"], spec["date"]
+    finder.get_ohlcv(codes[0], rows, date)  # one-time setup (calendar tables), as in child_load
+    rss1 = peak_rss_mb()
+    t = time.perf_counter()
+    p = finder.get_panel(codes, rows, date, field=FIELDS)
+    took = time.perf_counter() - t
+    return {"seconds": took, "panel": p["close"].attrs.get("panel"), "rss_mb": peak_rss_mb() - rss1,
+            "last": str(p["close"].index[-1].date())}
+
+
+def child_refresh(spec: dict) -> dict:
+    """``finder.cache.refresh`` of the codes after the clock moved one session on."""
+    import finder.cache
+
+    api = _client(spec["url"], spec["cache"])
+    t = time.perf_counter()
+    out = finder.cache.refresh(spec["codes"], progress=False, client=api)
+    return {"seconds": time.perf_counter() - t, "out": {k: v for k, v in out.items() if isinstance(v, (int, float))}}
 
 
 def child_w(spec: dict) -> dict:
@@ -280,6 +316,9 @@ def time_loads(sim, codes: list[str], rows: int, date: str, cache: Path, pickles
             "pickles": str(pickles)}
     runs: dict[str, list[dict]] = {m: [] for m in MODES}
     sim.reset_stats()
+    first = run_child("first", {**spec, "date": date}, env)
+    print(f"\nfirst get_panel, 6 fields, fresh process, no stored panel yet: {first['seconds']:.3f} s "
+          f"(per-stock loads plus writing the panel; RSS +{first['rss_mb']:.0f} MB; served {first['panel']})")
     for r in range(repeat):  # modes interleaved, so a noisy moment hits them alike
         for mode in MODES:
             runs[mode].append(run_child("load", {**spec, "mode": mode}, env))
@@ -287,7 +326,7 @@ def time_loads(sim, codes: list[str], rows: int, date: str, cache: Path, pickles
     fresh = {m: median([x["fresh"] for x in runs[m]]) for m in MODES}
     same = {m: median([x["same"] for x in runs[m]]) for m in MODES}
     setup = {m: median([x["setup"] for x in runs[m]]) for m in MODES}
-    first = {m: median([x["first_call"] for x in runs[m]]) for m in MODES}
+    first1 = {m: median([x["first_call"] for x in runs[m]]) for m in MODES}
     rss = {m: median([x["rss_mb"] for x in runs[m]]) for m in MODES}
 
     print(f"\nwarm load of {n} stocks x {rows} rows, base_dt={date}: median of {repeat} fresh processes "
@@ -298,7 +337,7 @@ def time_loads(sim, codes: list[str], rows: int, date: str, cache: Path, pickles
     for m in MODES:
         rf = fresh[m] / fresh["pickle"]
         rs = same[m] / same["pickle"]
-        fc = f"{first[m]:9.3f} s" if m != "pickle" else f"{'—':>11}"
+        fc = f"{first1[m]:9.3f} s" if m != "pickle" else f"{'—':>11}"
         print(f"  {LABELS[m]:<27}{fresh[m]:12.3f} s{rf:10.2f}x{same[m]:13.3f} s{rs:10.2f}x{fc}{rss[m]:6.0f} MB")
     print("  fresh process = the load of all codes after one get_ohlcv call (its one-time setup, mostly the XKRX")
     print("  calendar tables, is the '1st call' column; a restarted kernel pays both). Before timing, the fresh")
@@ -312,11 +351,49 @@ def time_loads(sim, codes: list[str], rows: int, date: str, cache: Path, pickles
     print("  warm full-universe load (goal: 2,500 stocks < 0.5 s):")
     for m in ("ohlcv", "panel_close", "panel_all"):
         scale = 2500 / n
-        f, f1, sm = fresh[m] * scale, fresh[m] * scale + first[m], same[m] * scale
+        f, f1, sm = fresh[m] * scale, fresh[m] * scale + first1[m], same[m] * scale
         tag = "" if n == 2500 else f" (scaled from {n} to 2,500 stocks)"
         print(f"    {LABELS[m]:<27} fresh {f:6.3f} s {'met' if f < 0.5 else 'MISSED'}; with 1st call {f1:6.3f} s "
               f"{'met' if f1 < 0.5 else 'MISSED'}; same process {sm:6.3f} s {'met' if sm < 0.5 else 'MISSED'}{tag}")
     print(f"    {LABELS['pickle']:<27} fresh {fresh['pickle'] * scale:6.3f} s (the baseline, for scale)")
+    print(f"  served by (panel store record of get_panel's first timed load): "
+          f"close {runs['panel_close'][0].get('panel')}, 6 fields {runs['panel_all'][0].get('panel')}")
+    tag = "" if n == 2500 else f" (measured on {n} stocks, not 2,500)"
+    pa, pk = fresh["panel_all"], fresh["pickle"]
+    print(f"  issue 11 goals{tag}:")
+    print(f"    get_panel 6 fields, fresh process: {pa:.3f} s < 0.1 s: {'met' if pa < 0.1 else 'MISSED'}; "
+          f"{pk / pa:.2f}x faster than the pickle loop (goal >= 3x): {'met' if pk >= 3 * pa else 'MISSED'}")
+    print(f"    memory the 6-field load added: {rss['panel_all']:.0f} MB RSS (goal < 50 MB): "
+          f"{'met' if rss['panel_all'] < 50 else 'MISSED'}")
+    r = fresh["ohlcv"] / pk
+    print(f"    get_ohlcv loop hit overhead: {r:.2f}x the pickle loop (goal <= 1.5x): {'met' if r <= 1.5 else 'MISSED'}")
+    print(f"    first get_panel with no stored panel (per-stock path + write): {first['seconds']:.3f} s")
+
+
+def after_refresh(sim, codes: list[str], rows: int, cache: Path, env: dict[str, str]) -> None:
+    """Move the clock one session on, refresh, then time the first and a warm 6-field get_panel (fresh processes)."""
+    from finder import calendar
+
+    nxt = calendar.next_session(SIM_NOW[:10])
+    now = f"{nxt.date()}T20:30:00+09:00"
+    sim.set_now(now)
+    env = {**env, "FINDER_NOW": now}
+    spec = {"url": sim.url, "cache": str(cache), "codes": codes, "rows": rows, "date": str(nxt.date())}
+    sim.reset_stats()
+    ref = run_child("refresh", spec, env)
+    req = {k: v for k, v in sim.stats()["requests"].items() if v and k != "au10001"}
+    sim.reset_stats()
+    first = run_child("first", spec, env)
+    warm = run_child("first", spec, env)
+    req2 = int(sim.stats()["requests"].get("ka10081", 0))
+    print(f"\nafter the clock moves to {nxt.date()}: finder.cache.refresh of {len(codes)} stocks {ref['seconds']:.1f} s, "
+          f"requests {req}")
+    print(f"  first get_panel 6 fields (every pointer moved: per-stock + new panel): {first['seconds']:.3f} s "
+          f"(goal < 1 s for 2,500: {'met' if first['seconds'] * 2500 / len(codes) < 1 else 'MISSED'}"
+          f"{'' if len(codes) == 2500 else ', scaled'}); served {first['panel']}; ends {first['last']}")
+    print(f"  next fresh process, same call: {warm['seconds']:.3f} s; served {warm['panel']}; "
+          f"ka10081 requests in both: {req2}")
+    sim.set_now(SIM_NOW)
 
 
 def sessions_back(end: str, n: int) -> list[str]:
@@ -418,6 +495,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-w", action="store_true", help="skip the W1-W4 request counts")
     ap.add_argument("--only-w", action="store_true", help="only the W1-W4 request counts")
+    ap.add_argument("--skip-refresh", action="store_true",
+                    help="skip the after-refresh timings (they move a kept --cache one session on)")
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="also print cProfile's top N functions of the warm paths")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -425,7 +504,8 @@ def main() -> None:
 
     if args.child:
         spec = json.loads(sys.stdin.read())
-        fn = {"load": child_load, "w": child_w, "profile": child_profile}[args.child]
+        fn = {"load": child_load, "w": child_w, "profile": child_profile, "first": child_first,
+              "refresh": child_refresh}[args.child]
         print(json.dumps(fn(spec)))
         return
 
@@ -457,6 +537,8 @@ def main() -> None:
                 time_loads(sim, codes, args.rows, args.date, cache, pickles, args.repeat, env)
                 if args.profile:
                     profile(sim, codes, args.rows, args.date, cache, env, args.profile)
+                if not args.skip_refresh:
+                    after_refresh(sim, codes, args.rows, cache, env)
         if not args.skip_w:
             workloads(market, tmp / "w", env)
     finally:

@@ -20,6 +20,7 @@ import pandas as pd
 from .. import _validate, calendar
 from .._exceptions import InvalidInputError, KiwoomError, StockNotFoundError
 from ._history import History, bars_frame
+from . import _panel
 from ._store import Store
 
 log = logging.getLogger("finder.cache")
@@ -181,42 +182,73 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
         progress = _validate.boolean(progress, "progress")
     store = Store.for_client(client)
     session, live = resolve(when)
+
+    # --- panel store (issue 11, finder/cache/_panel.py): a warm request is a slice of a mapped panel ---
+    hit = None
+    use_panels = store.writable and not live and len(code_list) >= _panel.MIN_CODES
+    if use_panels:
+        store.check_safe()
+        hit = _panel.find(store, code_list, _d(session), count, adjusted, fields)
+        if hit is not None and len(hit.codes) == len(code_list):
+            _panel.touch(hit)
+            return _finish(_panel.frames(hit, fields), {}, session, live, fields, single,
+                           {"served": len(code_list), "per_stock": 0, "built": False})
+    served = set(hit.codes) if hit is not None else set()
+    rest = [c for c in code_list if c not in served]
+    # --- end of the panel store's entry; the per-stock path below serves the rest ---
+
     # Each stock's pointer is read once here and shared by the refresh check, the progress
     # check and the load (reading it three times was a third of a warm panel's time).
     pointers = _Pointers(store)
 
-    if store.writable:
+    if store.writable and rest:
         # Many stocks at the newest session: bring those a session behind up to date with
         # batched quotes (100 stocks a request) before the per-stock loop would walk each one.
         from ._refresh import prefetch_live, refresh_if_behind
 
         final_session = calendar.previous_session(session) if live else session
-        touched = refresh_if_behind(client, code_list, final_session, pointers)
+        touched = refresh_if_behind(client, rest, final_session, pointers)
         for code in touched:
             pointers.pop(code, None)  # moved on: ensure() reads it afresh
         if live:
-            prefetch_live(client, code_list, session)
+            prefetch_live(client, rest, session)
 
     results: dict[str, tuple] = {}
     missing: dict[str, str] = {}
-    show = progress if progress is not None else len(code_list) > 1
+    parts: dict[str, _panel.Part] = {}
+    show = progress if progress is not None else len(rest) > 1
     bar = None
-    if show:
+    if show and rest:
         from .._progress import progress as tqdm  # widget, terminal or a one-line log (finder._progress)
 
         # The bar only appears when something must be fetched; warm loads are too quick to need one.
         final_end = _d(calendar.previous_session(session)) if live else _d(session)
-        cold = [c for c in code_list if not _covered(store, c, final_end, count, pointers)]
+        cold = [c for c in rest if not _covered(store, c, final_end, count, pointers)]
         if cold:
-            bar = tqdm(total=len(code_list), desc="bars", unit="stock", leave=False, file=sys.stderr)
+            bar = tqdm(total=len(rest), desc="bars", unit="stock", leave=False, file=sys.stderr)
     try:
-        for code in code_list:
+        for code in rest:
             try:
                 if not store.writable:
                     df = client.fetch_ohlcv(code, count, session if not live else None, adjusted)
                     results[code] = (df.index.values.astype("datetime64[D]"),
                                      df[["open", "high", "low", "close"]].to_numpy(), df.volume.to_numpy(),
                                      df.value.to_numpy())
+                elif use_panels:
+                    # What _arrays does for a final session, keeping the history for the panel build.
+                    end = _d(session)
+                    sig = _panel.signature(store, code)  # before the load: a later change leaves a stale key
+                    hist = store.ensure(client, code, end, count, pointers.get(code))
+                    out = hist.arrays(end, count, adjusted)
+                    if len(out[0]) == 0:
+                        raise StockNotFoundError(f"no daily bars for {code} on or before {session.date()} "
+                                                 "(not listed yet, or delisted long before)")
+                    results[code] = out
+                    if sig is None:  # first fetch: the pointer ensure() just wrote names this history
+                        sig = _panel.signature(store, code)
+                    pt = _panel.part(sig, hist, end, count, adjusted)
+                    if pt is not None:
+                        parts[code] = pt
                 else:
                     results[code] = _arrays(store, client, code, session, live, count, adjusted, pointers.get(code))
             except KiwoomError as exc:
@@ -228,12 +260,72 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
             bar.close()
     if missing:
         log.warning("get_panel: %d of %d codes left out (see .attrs['missing'])", len(missing), len(code_list))
+    built = False
+    if hit is not None and hit.codes:
+        results.update(_panel.arrays(hit))
+        results = {c: results[c] for c in code_list if c in results}
+    if use_panels and any(c not in hit_as_of(hit) for c in parts):
+        # Stocks the panel could not serve for a reason a rebuild removes (none yet, moved on, too
+        # shallow): publish a new panel of the whole request; it supersedes the old one.
+        if hit is not None:
+            for code in hit.codes:
+                try:
+                    sig = _panel.signature(store, code)
+                    pt = _panel.part(sig, store.ensure(client, code, _d(session), count), _d(session), count,
+                                     adjusted)
+                except KiwoomError:
+                    pt = None
+                if pt is not None:
+                    parts[code] = pt
+            parts = {c: parts[c] for c in code_list if c in parts}
+
+        def reload(code: str, pend: np.datetime64):
+            return _panel.part(_panel.signature(store, code), store.ensure(client, code, _d(session), count),
+                               _d(session), count, adjusted, upto=pend)
+
+        new = None
+        try:
+            new = _panel.build(store, parts, _d(session), count, adjusted, reload)
+        except (OSError, KiwoomError) as exc:  # only a speed-up: the answer is already complete
+            log.info("finder: no panel written (%s)", exc)
+        built = new is not None
+        if new is not None and new[0].end == _d(session) and all(c in new[0].col for c in results):
+            # The new panel holds exactly these bars: answer from its arrays in memory (cheaper than
+            # assembling the per-stock rows a second time; they are this call's own, so no aliasing).
+            fresh = _panel.Hit(new[0], list(results), new[1], set(), _d(session), count)
+            return _finish(_panel.frames(fresh, fields), missing, session, live, fields, single,
+                           {"served": len(served), "per_stock": len(rest), "built": True})
     panels = _assemble(results, fields)
+    return _finish(panels, missing, session, live, fields, single,
+                   {"served": len(served), "per_stock": len(rest), "built": built})
+
+
+def hit_as_of(hit) -> set:
+    return hit.as_of if hit is not None else set()
+
+
+def _finish(panels: dict, missing: dict, session, live: bool, fields: list[str], single: bool, how: dict):
+    for f in ("volume",):
+        if f in panels:
+            panels[f] = _int_where_complete(panels[f])
     for p in panels.values():
         p.attrs["missing"] = dict(missing)
         p.attrs["session"] = session
         p.attrs["live"] = live
+        p.attrs["panel"] = dict(how)  # how it was served: from a stored panel, per stock, and whether one was written
     return panels[fields[0]] if single else panels
+
+
+def _int_where_complete(frame: pd.DataFrame) -> pd.DataFrame:
+    """Volume as int64 in every column with no missing value (NaN forces float64 elsewhere)."""
+    gaps = np.isnan(frame.to_numpy()).any(axis=0) if frame.size else np.zeros(frame.shape[1], bool)
+    if not gaps.any():
+        return frame.astype("int64")
+    if gaps.all():
+        return frame
+    out = pd.concat([frame.loc[:, ~gaps].astype("int64"), frame.loc[:, gaps]], axis=1)[frame.columns]
+    out.attrs = dict(frame.attrs)
+    return out
 
 
 class _Pointers(dict):
