@@ -61,6 +61,9 @@ from ._plan import Fetch, Spec, WalkRef, compacted, key, pages, plan, spec_of  #
 
 log = logging.getLogger("finder.cache")
 
+# The markets whose day's lists decide whether a code with no bars is unknown (see Store._listed_today).
+_LISTED_MARKETS = ("KOSPI", "KOSDAQ", "ETF")
+
 LIVE_TTL_DEFAULT = 60.0
 # Histories kept in memory per process. Bounded, so a pass over a whole market reuses
 # memory instead of growing by ~100 kB a stock; a backtest over a few hundred stocks fits.
@@ -497,12 +500,30 @@ class Store:
                 return self._commit(client, code, ptr if hist is not None else None, step.spec, fetched,
                                     end=end, count=count)
             except StockNotFoundError as exc:
-                if hist is None and self.writable:
+                if hist is None and self.writable and not self._listed_today(client, code):
                     try:  # remembered until the next session, as a marker (never as an empty frame)
                         self.index.mark_unknown(code, str(newest), str(exc))
                     except OSError:
                         pass
                 raise
+
+    def _listed_today(self, client, code: str) -> bool:
+        """Whether today's stock lists name ``code`` (or cannot be read).
+
+        A chart answer of "no bars" is how Kiwoom says "no such stock", but a
+        glitch can give the same answer for a listed stock.  Only a code that
+        the day's lists (cached for the day, shared by every process) do not
+        name is remembered as unknown, so a glitch never hides a real stock.
+        The lists read are KOSPI, KOSDAQ and ETF, the markets finder serves
+        names for; a stock of another market is never remembered as unknown.
+        """
+        for market in _LISTED_MARKETS:
+            try:
+                if code in set(self.stock_list(client, market)["code"]):
+                    return True
+            except (KiwoomError, CacheError):
+                return True  # cannot tell: do not remember anything
+        return False
 
     def _commit(self, client, code: str, old_ptr: dict | None, spec: Spec, fetched=(), end=None,
                 count: int = 0) -> History:
