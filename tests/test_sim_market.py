@@ -47,9 +47,9 @@ def test_universe_shape(sim_market):
 
 def test_deterministic():
     # Generation speed is a benchmark's business (tests never time themselves); this checks determinism.
-    a = SyntheticMarket(seed=3, n_stocks=300)
-    b = SyntheticMarket(seed=3, n_stocks=300)
-    c = SyntheticMarket(seed=4, n_stocks=300)
+    a = SyntheticMarket(seed=3, n_stocks=60)
+    b = SyntheticMarket(seed=3, n_stocks=60)
+    c = SyntheticMarket(seed=4, n_stocks=60)
     assert a.codes == b.codes and a.codes != c.codes
     for code in a.codes[::37]:
         pd.testing.assert_frame_equal(a.raw_bars(code), b.raw_bars(code))
