@@ -74,8 +74,7 @@ def evaluate_aligned(picks: pd.DataFrame, index: pd.DatetimeIndex, px: Mapping[s
     xr = np.full((n, nh), -1)
     xp = np.full((n, nh), np.nan)
     held = np.full((n, nh), np.nan)
-    gone_codes = frozenset(delisted)
-    is_del = np.array([c in gone_codes for c in codes], dtype=bool)
+    is_del = pd.Index(codes, dtype=object).isin(list(frozenset(delisted)))
 
     nodata = (jcol < 0) | ~has_any[np.maximum(jcol, 0)] if len(cols) else np.ones(n, dtype=bool)
     ie = pos + 1 if entry == "next_open" else pos.copy()
@@ -170,18 +169,18 @@ def evaluate_aligned(picks: pd.DataFrame, index: pd.DatetimeIndex, px: Mapping[s
     entered = np.isfinite(ep).ravel()
     out = {
         "date": stamps(pos[rep]),
-        "code": list(codes[rep]),
-        "name": list(picks["name"].to_numpy(dtype=object)[rep]) if "name" in picks.columns else [None] * (n * nh),
-        "rank": list(picks["rank"].to_numpy(dtype=object)[rep]) if "rank" in picks.columns else [np.nan] * (n * nh),
-        "score": list(picks["score"].to_numpy(dtype=object)[rep]) if "score" in picks.columns else [np.nan] * (n * nh),
-        "horizon": list(np.tile(hs, n)),
+        "code": codes[rep],
+        "name": picks["name"].to_numpy(dtype=object)[rep] if "name" in picks.columns else np.full(n * nh, None),
+        "rank": picks["rank"].to_numpy(dtype=object)[rep] if "rank" in picks.columns else np.full(n * nh, np.nan),
+        "score": picks["score"].to_numpy(dtype=object)[rep] if "score" in picks.columns else np.full(n * nh, np.nan),
+        "horizon": np.tile(hs, n).astype("int64"),
         "entry_date": stamps(np.where(entered, ed_row[rep], -1)),
         "entry_price": ep.ravel(),
         "exit_date": stamps(xr.ravel()),
         "exit_price": xp.ravel(),
         "gross_return": gross.ravel(),
         "return": ret.ravel(),
-        "exit_reason": list(reason.ravel()),
+        "exit_reason": reason.ravel(),
         "held": held.ravel(),
     }
     df = pd.DataFrame(out, columns=TRADE_COLUMNS)
@@ -249,15 +248,26 @@ def equity_aligned(trades: pd.DataFrame, close: pd.DataFrame, sessions: pd.Datet
         lv = live[rows]
         ie = tr_ie[rows][:, None]
         ix = tr_ix[rows][:, None]
+        # Only columns a..b are computed: before a the sleeve is not this cohort's, and from b on every path is
+        # constant (closed, or never entered), so value[b:] all equal value[b] (the same additions, repeated).
+        b = T - 1 if (lv & (tr_ix[rows] < 0)).any() else int(max(a, tr_ix[rows][lv].max(initial=a)))
+        tt = t[:, a:b + 1]
         with np.errstate(invalid="ignore", divide="ignore"):
-            mark = marks[:, np.where(lv, col[rows], 0)].T / p0s[rows][:, None] - cost
-        held = lv[:, None] & (t >= ie) & ((ix < 0) | (t < ix))    # marked to market (to the end if incomplete)
-        done = lv[:, None] & (ix >= 0) & (t >= ix)               # closed: its net return, in cash
+            mark = marks[a:b + 1, np.where(lv, col[rows], 0)].T / p0s[rows][:, None] - cost
+        held = lv[:, None] & (tt >= ie) & ((ix < 0) | (tt < ix))    # marked to market (to the end if incomplete)
+        done = lv[:, None] & (ix >= 0) & (tt >= ix)               # closed: its net return, in cash
         P = np.where(held, mark, np.where(done, (1.0 + rets[rows])[:, None], 1.0))  # never entered: cash
-        positions += (lv[:, None] & (t >= ie) & ((ix < 0) | (t <= ix))).sum(axis=0)
+        pos_rows = lv & (tr_ie[rows] <= T - 1)
+        if pos_rows.any():  # held from entry through exit (inclusive), or to the end when incomplete
+            e0, e1 = tr_ie[rows][pos_rows], np.where(tr_ix[rows][pos_rows] < 0, T - 1, tr_ix[rows][pos_rows])
+            diff = np.zeros(T + 1, dtype=int)
+            np.add.at(diff, e0, 1)
+            np.add.at(diff, e1 + 1, -1)
+            positions += np.cumsum(diff[:T])
         P[0] = 0.0 + P[0]  # the loop starts from zeros: 0.0 + x (turns -0.0 into 0.0, as it does)
         value = np.cumsum(P, axis=0)[-1]  # strictly one row after another
-        sleeves[s, a:] = capital * value[a:] / len(rows)
+        sleeves[s, a:b + 1] = capital * value / len(rows)
+        sleeves[s, b + 1:] = capital * value[-1] / len(rows)
     equity = pd.Series(sleeves.sum(axis=0), index=tl, name="equity")
     return pd.DataFrame({"equity": equity,
                          "drawdown": equity / equity.cummax() - 1,
