@@ -173,3 +173,23 @@ def test_core_equity_with_crowded_cohorts(seed):
     for H in (2, 5):
         ref = _loop_equity(trades, apx["close"], sessions, H, 30)
         pd.testing.assert_frame_equal(equity_aligned(trades, apx["close"], sessions, H, 30.0), ref, check_exact=True)
+
+
+@pytest.mark.parametrize("entry", ["next_open", "close"])
+def test_core_memo_shared_by_many_rules_changes_nothing(monkeypatch, entry):
+    """One memo for one pick set, many trade rules after each other (as the sweep does): each equals the loop."""
+    idx, px, picks = _panels(seed=5)
+    index, apx = _align_prices(px)
+    memo: dict = {}
+    delisted = frozenset({"000002"})
+    for tp, sl, hz in [(None, None, (1, 3, 7)), (0.05, 0.05, (1, 3, 7)), (0.02, None, (3, 7)), (None, 0.01, (7,)),
+                       (0.05, 0.05, (1, 3, 7))]:
+        mine = evaluate_aligned(picks, index, apx, hz, entry, tp, sl, 25.0, delisted, idx[-3], memo=memo)
+        ref = _loop_trades(monkeypatch, picks, px, horizons=hz, entry=entry, take_profit=tp, stop_loss=sl,
+                           cost_bps=25, delisted=delisted, final_end=idx[-3])
+        pd.testing.assert_frame_equal(mine, ref, check_exact=True)
+        sessions = idx[: len(idx) - 1 : 3]
+        cols = np.repeat(memo["jcol"], len(hz))
+        pd.testing.assert_frame_equal(equity_aligned(mine, apx["close"], sessions, max(hz), 25.0, trade_cols=cols),
+                                      _loop_equity(ref, apx["close"], sessions, max(hz), 25), check_exact=True)
+    assert any(isinstance(k, tuple) and k[0] == "window" for k in memo)

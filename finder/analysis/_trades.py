@@ -29,27 +29,9 @@ PRICE_FIELDS = ("open", "high", "low", "close")
 __all__ = ["evaluate_aligned", "equity_aligned"]
 
 
-def evaluate_aligned(picks: pd.DataFrame, index: pd.DatetimeIndex, px: Mapping[str, pd.DataFrame],
-                 horizons: tuple[int, ...], entry: str, tp: float | None, sl: float | None, cost_bps: float,
-                 delisted: Collection[str], final_end: Any) -> pd.DataFrame:
-    """The trades of :func:`~finder.analysis.backtest.evaluate_trades` on already aligned, checked inputs.
-
-    ``index``/``px``: as from ``backtest._align_prices`` (one index, one column
-    set, float panels); the trade parameters already checked.  Every branch
-    mirrors the per-pick reference loop (``backtest._PER_PICK_LOOP``), with the
-    same floating-point operations in the same order; the tests compare the two
-    frames exactly.
-    """
-    from .backtest import TRADE_COLUMNS, _trades_frame
-
-    cost = cost_bps / 10_000
-    last = len(index) - 1
-    if final_end is not None:
-        last = int(index.searchsorted(calendar.parse_date(final_end, "final_end"), side="right")) - 1
-    n_rows = len(index) - 1
-    maxh = max(horizons)
-    if picks is None or len(picks) == 0:
-        return _trades_frame([])
+def _pick_arrays(picks: pd.DataFrame, index: pd.DatetimeIndex, px: Mapping[str, pd.DataFrame],
+                 delisted: Collection[str]) -> dict[str, Any]:
+    """What the trade rules share: pick rows and columns, price arrays, last finite rows, delisted flags."""
     dates = pd.DatetimeIndex(pd.to_datetime(picks["date"]))
     pos = index.get_indexer(dates)
     if (pos < 0).any():
@@ -66,6 +48,45 @@ def evaluate_aligned(picks: pd.DataFrame, index: pd.DatetimeIndex, px: Mapping[s
     lastrow = np.where(finite, rows_idx, -1)
     lastidx = np.maximum.accumulate(lastrow, axis=0) if T else lastrow
     last_finite = lastidx[-1] if T else np.zeros(0, dtype=int)
+    is_del = pd.Index(codes, dtype=object).isin(list(frozenset(delisted)))
+    return {"pos": pos, "codes": codes, "jcol": jcol, "is_del": is_del, "O": O, "H": Hh, "L": L, "C": C,
+            "finite": finite, "has_any": has_any, "lastidx": lastidx, "last_finite": last_finite}
+
+
+def evaluate_aligned(picks: pd.DataFrame, index: pd.DatetimeIndex, px: Mapping[str, pd.DataFrame],
+                 horizons: tuple[int, ...], entry: str, tp: float | None, sl: float | None, cost_bps: float,
+                 delisted: Collection[str], final_end: Any, memo: dict | None = None) -> pd.DataFrame:
+    """The trades of :func:`~finder.analysis.backtest.evaluate_trades` on already aligned, checked inputs.
+
+    ``index``/``px``: as from ``backtest._align_prices`` (one index, one column
+    set, float panels); the trade parameters already checked.  Every branch
+    mirrors the per-pick reference loop (``backtest._PER_PICK_LOOP``), with the
+    same floating-point operations in the same order; the tests compare the two
+    frames exactly.
+
+    ``memo``: a dict the caller keeps for one ``(picks, index, px, delisted)``
+    to evaluate several trade rules on it; what does not depend on the rule
+    (positions, columns, price windows) is computed once and kept there.  The
+    caller must not reuse it for other inputs.
+    """
+    from .backtest import TRADE_COLUMNS, _trades_frame
+
+    cost = cost_bps / 10_000
+    last = len(index) - 1
+    if final_end is not None:
+        last = int(index.searchsorted(calendar.parse_date(final_end, "final_end"), side="right")) - 1
+    n_rows = len(index) - 1
+    maxh = max(horizons)
+    if picks is None or len(picks) == 0:
+        return _trades_frame([])
+    memo = {} if memo is None else memo
+    if "pos" not in memo:
+        memo.update(_pick_arrays(picks, index, px, delisted))
+    pos, codes, jcol, is_del = memo["pos"], memo["codes"], memo["jcol"], memo["is_del"]
+    O, Hh, L, C = memo["O"], memo["H"], memo["L"], memo["C"]
+    finite, has_any, lastidx, last_finite = memo["finite"], memo["has_any"], memo["lastidx"], memo["last_finite"]
+    cols = px["close"].columns
+    T = C.shape[0]
     n, nh = len(picks), len(horizons)
     hs = np.asarray(horizons)
     reason = np.empty((n, nh), dtype=object)
@@ -74,7 +95,6 @@ def evaluate_aligned(picks: pd.DataFrame, index: pd.DatetimeIndex, px: Mapping[s
     xr = np.full((n, nh), -1)
     xp = np.full((n, nh), np.nan)
     held = np.full((n, nh), np.nan)
-    is_del = pd.Index(codes, dtype=object).isin(list(frozenset(delisted)))
 
     nodata = (jcol < 0) | ~has_any[np.maximum(jcol, 0)] if len(cols) else np.ones(n, dtype=bool)
     ie = pos + 1 if entry == "next_open" else pos.copy()
@@ -93,9 +113,10 @@ def evaluate_aligned(picks: pd.DataFrame, index: pd.DatetimeIndex, px: Mapping[s
     cie = C[iec, j] if T else np.full(n, np.nan)
     m = todo & (np.isnan(p0) | np.isnan(cie))
     gone = is_del & (last_finite[j] < ie + 1) if T else np.zeros(n, dtype=bool)
-    r = np.where(gone, "delisted", "untradable").astype(object)
-    r = np.where(ie > last, "incomplete", r)
-    reason[m] = r[m][:, None]
+    if m.any():
+        r = np.where(gone[m], "delisted", "untradable").astype(object)
+        r = np.where((ie > last)[m], "incomplete", r)
+        reason[m] = r[:, None]
     todo &= ~m
     # -- entered picks: target/stop events over their window, then each horizon --
     k = np.flatnonzero(todo)
@@ -107,11 +128,13 @@ def evaluate_aligned(picks: pd.DataFrame, index: pd.DatetimeIndex, px: Mapping[s
         ev_px = np.full(k.size, np.nan)
         ev_kind = np.empty(k.size, dtype=object)
         if tp is not None or sl is not None:
-            W = maxh + 1
-            rows = first[:, None] + np.arange(W)[None, :]
-            inwin = rows <= stop[:, None]
-            rr = np.clip(rows, 0, T - 1)
-            o_w, h_w, l_w = O[rr, jk[:, None]], Hh[rr, jk[:, None]], L[rr, jk[:, None]]
+            wkey = ("window", entry, maxh, last)
+            if wkey not in memo:  # the same picks enter the same way under every target/stop
+                W = maxh + 1
+                rows = first[:, None] + np.arange(W)[None, :]
+                rr = np.clip(rows, 0, T - 1)
+                memo[wkey] = (k, rows <= stop[:, None], O[rr, jk[:, None]], Hh[rr, jk[:, None]], L[rr, jk[:, None]])
+            _, inwin, o_w, h_w, l_w = memo[wkey]  # (the entered picks depend only on entry and last: the key)
             with np.errstate(invalid="ignore"):
                 tp_px = p0k * (1 + tp) if tp is not None else np.full(k.size, np.inf)
                 sl_px = p0k * (1 - sl) if sl is not None else np.full(k.size, -np.inf)
@@ -193,7 +216,7 @@ def evaluate_aligned(picks: pd.DataFrame, index: pd.DatetimeIndex, px: Mapping[s
 
 
 def equity_aligned(trades: pd.DataFrame, close: pd.DataFrame, sessions: pd.DatetimeIndex, H: int,
-                   cost_bps: float) -> pd.DataFrame:
+                   cost_bps: float, trade_cols: np.ndarray | None = None) -> pd.DataFrame:
     """The frame of :func:`~finder.analysis.backtest.equity_curve` on checked inputs (the rule is there).
 
     Each cohort's trade paths are one matrix (memory: one cohort's picks x the
@@ -201,7 +224,8 @@ def equity_aligned(trades: pd.DataFrame, close: pd.DataFrame, sessions: pd.Datet
     the additions are the same floating-point operations, in the same order, as
     a loop adding one trade's path at a time (the tests compare with such a
     loop).  ``sessions`` must be rows of ``close``'s index (``equity_curve``
-    checks that).
+    checks that).  ``trade_cols``: optionally, each trade row's column in
+    ``close`` (-1: none), when the caller knows them already.
     """
     cost = cost_bps / 10_000
     index = pd.DatetimeIndex(close.index)
@@ -222,52 +246,67 @@ def equity_aligned(trades: pd.DataFrame, close: pd.DataFrame, sessions: pd.Datet
     tr_ix = tl.get_indexer(pd.DatetimeIndex(ext)) if n else np.zeros(0, dtype=int)
     p0s = trades["entry_price"].to_numpy(dtype=float)[sel]
     rets = trades["return"].to_numpy(dtype=float)[sel]
-    col = closes_ff.columns.get_indexer(pd.Index(trades["code"].to_numpy(dtype=object)[sel], dtype=object)) \
-        if n else np.zeros(0, dtype=int)
+    if trade_cols is not None:
+        col = np.asarray(trade_cols)[sel]
+    else:
+        col = closes_ff.columns.get_indexer(pd.Index(trades["code"].to_numpy(dtype=object)[sel], dtype=object)) \
+            if n else np.zeros(0, dtype=int)
     live = np.isfinite(p0s) & (tr_ie >= 0) & (col >= 0)
-    # each cohort's rows, in the trades' order (a stable sort by date, keyed by ns integers)
     di = pd.DatetimeIndex(trades["date"].to_numpy()[sel]).values.astype("datetime64[ns]").view("i8") \
         if n else np.zeros(0, "i8")
-    srt = np.argsort(di, kind="stable")
-    uniq, starts = np.unique(di[srt], return_index=True)
-    order = dict(zip(uniq.tolist(), np.split(srt, starts[1:]))) if n else {}
-    sess_ns = sess.values.astype("datetime64[ns]").view("i8").tolist()
-    t = np.arange(T)[None, :]
-    sleeves = np.full((H, T), 1.0 / H)  # cash until a sleeve's first cohort (or forever, if none comes)
+    sess_ns = sess.values.astype("datetime64[ns]").view("i8")
+    # Only the trades of scanned sessions hold (a session listed twice counts twice, as in a loop over sessions).
+    s_uniq, s_first, s_mult = np.unique(sess_ns, return_index=True, return_counts=True)
+    hit = np.searchsorted(s_uniq, di) if n else np.zeros(0, dtype=int)
+    hit = np.minimum(hit, max(len(s_uniq) - 1, 0))
+    ins = (s_uniq[hit] == di) if n else np.zeros(0, dtype=bool)
+    # each trade's cohort column a; its path matters on columns a..a+W-1 only: before a the sleeve is not
+    # its cohort's, and from its exit on (or never entered) it is constant
+    a_tr = (spos[s_first[hit]] - t0) if n else np.zeros(0, dtype=int)
+    end_col = np.where(tr_ix < 0, T - 1, tr_ix)
+    W = int(max(1, (end_col - a_tr)[ins & live].max(initial=0) + 1))
+    # rows of the scanned sessions, grouped by cohort, in the trades' order within each (a stable sort)
+    keep = np.flatnonzero(ins)
+    keep = keep[np.argsort(di[keep], kind="stable")]
+    rel = a_tr[keep][:, None] + np.arange(W)[None, :]
+    ie, ix, lv = tr_ie[keep][:, None], tr_ix[keep][:, None], live[keep]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mark = marks[np.clip(rel, 0, max(T - 1, 0)), np.where(lv, col[keep], 0)[:, None]] / p0s[keep][:, None] - cost
+    held = lv[:, None] & (rel >= ie) & ((ix < 0) | (rel < ix))    # marked to market (to the end if incomplete)
+    done = lv[:, None] & (ix >= 0) & (rel >= ix)                 # closed: its net return, in cash
+    P = np.where(held, mark, np.where(done, (1.0 + rets[keep])[:, None], 1.0))  # never entered: cash
+    g_uniq, g_start, g_count = (np.unique(di[keep], return_index=True, return_counts=True) if keep.size
+                                else (np.zeros(0, "i8"), np.zeros(0, dtype=int), np.zeros(0, dtype=int)))
+    # Each cohort's value: zeros plus its paths one after another in the trades' order, the r-th path of
+    # every cohort added in step r (the same additions, in the same order, as a loop over trades).
+    values = np.zeros((len(g_uniq), W))
+    for r in range(int(g_count.max(initial=0))):
+        gi = np.flatnonzero(g_count > r)
+        values[gi] += P[g_start[gi] + r]
+    group = dict(zip(g_uniq.tolist(), range(len(g_uniq))))
     positions = np.zeros(T, dtype=int)
+    pk = keep[lv]
+    if pk.size:  # held from entry through exit (inclusive), or to the end when incomplete; once per listing
+        mult = s_mult[hit[pk]]
+        diff = np.zeros(T + 1, dtype=int)
+        np.add.at(diff, tr_ie[pk], mult)
+        np.add.at(diff, end_col[pk] + 1, -mult)
+        positions = np.cumsum(diff[:T])
+    sleeves = np.full((H, T), 1.0 / H)  # cash until a sleeve's first cohort (or forever, if none comes)
     started = np.zeros(H, dtype=bool)
-    for k, (d, p) in enumerate(zip(sess_ns, spos)):
+    for k, (d, p) in enumerate(zip(sess_ns.tolist(), spos)):
         s, a = k % H, int(p) - t0
         # the sleeve's value at this session's close: cash from the previous cohort, or the initial 1/H
         capital = sleeves[s, a] if started[s] else 1.0 / H
         started[s] = True
-        rows = order.get(d, ())
-        if len(rows) == 0:
+        g = group.get(d)
+        if g is None:
             sleeves[s, a:] = capital  # nothing picked: the sleeve waits in cash
             continue
-        lv = live[rows]
-        ie = tr_ie[rows][:, None]
-        ix = tr_ix[rows][:, None]
-        # Only columns a..b are computed: before a the sleeve is not this cohort's, and from b on every path is
-        # constant (closed, or never entered), so value[b:] all equal value[b] (the same additions, repeated).
-        b = T - 1 if (lv & (tr_ix[rows] < 0)).any() else int(max(a, tr_ix[rows][lv].max(initial=a)))
-        tt = t[:, a:b + 1]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mark = marks[a:b + 1, np.where(lv, col[rows], 0)].T / p0s[rows][:, None] - cost
-        held = lv[:, None] & (tt >= ie) & ((ix < 0) | (tt < ix))    # marked to market (to the end if incomplete)
-        done = lv[:, None] & (ix >= 0) & (tt >= ix)               # closed: its net return, in cash
-        P = np.where(held, mark, np.where(done, (1.0 + rets[rows])[:, None], 1.0))  # never entered: cash
-        pos_rows = lv & (tr_ie[rows] <= T - 1)
-        if pos_rows.any():  # held from entry through exit (inclusive), or to the end when incomplete
-            e0, e1 = tr_ie[rows][pos_rows], np.where(tr_ix[rows][pos_rows] < 0, T - 1, tr_ix[rows][pos_rows])
-            diff = np.zeros(T + 1, dtype=int)
-            np.add.at(diff, e0, 1)
-            np.add.at(diff, e1 + 1, -1)
-            positions += np.cumsum(diff[:T])
-        P[0] = 0.0 + P[0]  # the loop starts from zeros: 0.0 + x (turns -0.0 into 0.0, as it does)
-        value = np.cumsum(P, axis=0)[-1]  # strictly one row after another
-        sleeves[s, a:b + 1] = capital * value / len(rows)
-        sleeves[s, b + 1:] = capital * value[-1] / len(rows)
+        v, cnt = values[g], int(g_count[g])
+        w = min(W, T - a)
+        sleeves[s, a:a + w] = capital * v[:w] / cnt
+        sleeves[s, a + w:] = capital * v[w - 1] / cnt
     equity = pd.Series(sleeves.sum(axis=0), index=tl, name="equity")
     return pd.DataFrame({"equity": equity,
                          "drawdown": equity / equity.cummax() - 1,

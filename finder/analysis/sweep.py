@@ -324,26 +324,28 @@ def _aligned_for(cfg: _Config, sh: _Shared) -> tuple:
     index, px = _align_prices(prices)
     while len(sh._aligned) >= _ALIGNED_KEEP:
         sh._aligned.pop(next(iter(sh._aligned)))
-    sh._aligned[key] = out = (picks, end, index, px, missing, delisted)
+    sh._aligned[key] = out = (picks, end, index, px, missing, delisted, {})  # {}: evaluate_aligned's memo
     return out
 
 
 def _result_for(cfg: _Config, sh: _Shared) -> BacktestResult:
-    picks, end, index, px, missing, delisted = _aligned_for(cfg, sh)
+    picks, end, index, px, missing, delisted, memo = _aligned_for(cfg, sh)
     # the same params and arguments as backtest._finish, with what needs I/O decided on the driver
     params = {"conditions": sh.conditions[cfg.screen_key], **sh.base_params, "max_picks": cfg.max_picks,
               "eval_end": end, "missing": missing, "delisted": sorted(delisted),
               "engine": sh.engines.get(cfg.screen_key, "session")}
     # simulate(), calling the shared core directly (the arguments were checked once for the sweep)
     trades = evaluate_aligned(picks, index, px, cfg.horizons, cfg.entry, cfg.take_profit, cfg.stop_loss,
-                              cfg.cost_bps, frozenset(delisted), sh.final_end.get(end))
+                              cfg.cost_bps, frozenset(delisted), sh.final_end.get(end), memo=memo)
     all_params = {**params, "horizons": cfg.horizons, "entry": cfg.entry, "take_profit": cfg.take_profit,
                   "stop_loss": cfg.stop_loss, "cost_bps": cfg.cost_bps, "equity_horizon": None}
     res = BacktestResult(trades=trades, picks=picks, prices=px,
                          sessions=pd.DatetimeIndex(pd.to_datetime(list(sh.sessions)), name="date"),
                          params=all_params)
     for h in cfg.horizons:  # equity_curve's core (its checks hold by construction)
-        res._equity[h] = equity_aligned(trades, px["close"], res.sessions, h, cfg.cost_bps)
+        res._equity[h] = equity_aligned(trades, px["close"], res.sessions, h, cfg.cost_bps,
+                                        trade_cols=np.repeat(memo["jcol"], len(cfg.horizons)) if "jcol" in memo
+                                        else None)
     return res
 
 
