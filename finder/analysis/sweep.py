@@ -32,7 +32,10 @@ What a sweep guarantees
   (the same function, inputs and window) once per session.  Trade parameters
   (``take_profit``, ``stop_loss``, ``max_picks``, ``horizons``, ``entry``,
   ``cost_bps``) reuse the scans of their screen.  The evaluation prices are
-  loaded once per distinct last session.
+  loaded once per distinct last session.  Configurations are evaluated grouped
+  by pick set (then put back in the grid's order): the aligned price panels and
+  what every trade rule shares (pick positions, columns, entry windows) are
+  built once per pick set, and only the last two pick sets' are kept in memory.
 * **Honest about the best.**  ``result.overfit`` holds the deflated Sharpe
   ratio of the best configuration, the PBO by CSCV and, with
   ``walk_forward=(train, test)``, the chained out-of-sample result
