@@ -704,8 +704,17 @@ def sweep(screen: Any, grid: Mapping[str, Sequence[Any]], start: Any, end: Any, 
         for k, scr in _tqdm()(list(screens.items()), desc="sweep: scan (range)", unit="screen",
                               disable=not progress):
             try:
-                for mp in sorted(mps[k], key=lambda v: -1 if v is None else v):
-                    picks[(k, mp)] = prep.picks(scr, mp)
+                # one scan per screen, for the widest max_picks; each narrower one is its first rows per session
+                # (the engine ranks each session's picks, and its top=k is those rows: the tests compare frames)
+                widest = None if None in mps[k] else max(mps[k])
+                full = prep.picks(scr, widest)
+                for mp in mps[k]:
+                    if mp == widest:
+                        picks[(k, mp)] = full
+                    elif len(full):
+                        picks[(k, mp)] = full.groupby("date", sort=False).head(mp).reset_index(drop=True)
+                    else:
+                        picks[(k, mp)] = prep.picks(scr, mp)
                 engines[k] = "range"
             except _range.Unsupported as exc:
                 log.info("sweep: screen %s is scanned session by session (%s)", scr.name, exc)
