@@ -117,6 +117,7 @@ import pandas as pd
 from .. import calendar
 from .._exceptions import InvalidInputError
 from . import _range
+from ._trades import equity_aligned, evaluate_aligned
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -317,8 +318,8 @@ def evaluate_trades(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], *,
         bad = dates[pos < 0][0]
         raise InvalidInputError(f"pick date {bad.date()} is not in the price panels' index")
     has = {c: c in picks.columns for c in ("name", "rank", "score")}
-    if not _PER_PICK_LOOP:
-        return _evaluate_arrays(picks, pos, index, px, horizons, entry, tp, sl, cost, delisted, last, n_rows, has)
+    if not _PER_PICK_LOOP:  # the one numpy core, shared with the sweep
+        return evaluate_aligned(picks, index, px, horizons, entry, tp, sl, cost_bps, delisted, final_end)
 
     for i_d, (_, pick) in zip(pos, picks.iterrows()):
         base = {"date": index[i_d], "code": pick["code"],
@@ -381,152 +382,7 @@ def evaluate_trades(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], *,
     return _trades_frame(rows)
 
 
-_PER_PICK_LOOP = False  # True: the original per-pick loop (kept as the reference the tests compare with)
-
-
-def _evaluate_arrays(picks: pd.DataFrame, pos: np.ndarray, index: pd.DatetimeIndex, px: Mapping[str, pd.DataFrame],
-                     horizons: tuple[int, ...], entry: str, tp: float | None, sl: float | None, cost: float,
-                     delisted: Collection[str], last: int, n_rows: int, has: dict[str, bool]) -> pd.DataFrame:
-    """The per-pick loop of :func:`evaluate_trades`, vectorised over picks: the same rules, row for row."""
-    P, T = len(picks), len(index)
-    maxh = max(horizons)
-    cols = px["close"].columns
-    codes = picks["code"].to_numpy()
-    ci = cols.get_indexer(codes)
-    arr = {f: px[f].to_numpy(dtype=float) for f in PRICE_FIELDS}
-    finite = np.isfinite(arr["close"])
-    any_bar = finite.any(axis=0)
-    last_bar = np.where(any_bar, T - 1 - np.argmax(finite[::-1], axis=0), -1)
-    has_data = (ci >= 0) & np.where(ci >= 0, any_bar[np.maximum(ci, 0)], False)
-    cj = np.maximum(ci, 0)
-    gone_code = np.isin(codes, list(delisted)) if len(delisted) else np.zeros(P, bool)
-
-    def at(f: str, rows: np.ndarray) -> np.ndarray:
-        ok = (rows >= 0) & (rows < T)
-        cc = cj if rows.ndim == 1 else cj[:, None]
-        return np.where(ok, arr[f][np.clip(rows, 0, T - 1), cc], np.nan)
-
-    ie = pos + (1 if entry == "next_open" else 0)
-    p0 = at("open" if entry == "next_open" else "close", ie)
-    c_ie = at("close", ie)
-    first_check = ie if entry == "next_open" else ie + 1
-    stop = np.minimum(last, pos + maxh)
-    # target / stop: the first session in [first_check, stop] whose range reaches a level
-    ev_k = np.full(P, -1)
-    ev_reason = np.full(P, "", dtype=object)
-    ev_px = np.full(P, np.nan)
-    if tp is not None or sl is not None:
-        tp_px = p0 * (1 + tp) if tp is not None else np.full(P, np.inf)
-        sl_px = p0 * (1 - sl) if sl is not None else np.full(P, -np.inf)
-        span = maxh + 2
-        offs = np.arange(span)
-        rows = first_check[:, None] + offs[None, :]
-        inside = rows <= stop[:, None]
-        with np.errstate(invalid="ignore"):
-            hit_tp = (at("high", rows) >= tp_px[:, None]) & inside
-            hit_sl = (at("low", rows) <= sl_px[:, None]) & inside
-        hit = hit_tp | hit_sl
-        found = hit.any(axis=1)
-        k = np.argmax(hit, axis=1)
-        krow = first_check + k
-        op = at("open", krow)
-        with np.errstate(invalid="ignore"):
-            gap_sl = (sl is not None) & ~np.isnan(op) & (op <= sl_px)
-            gap_tp = (tp is not None) & ~np.isnan(op) & (op >= tp_px)
-        day_sl = hit_sl[np.arange(P), k]
-        ev_reason = np.where(gap_sl, "stop_loss", np.where(gap_tp, "take_profit",
-                             np.where(day_sl, "stop_loss", "take_profit"))).astype(object)
-        ev_px = np.where(gap_sl | gap_tp, op, np.where(day_sl, sl_px, tp_px))
-        ev_k = np.where(found, krow, -1)
-
-    H = len(horizons)
-    hz = np.asarray(horizons)
-    reason = np.full((P, H), "", dtype=object)
-    ed = np.full((P, H), -1)
-    ep = np.full((P, H), np.nan)
-    xd = np.full((P, H), -1)
-    xp = np.full((P, H), np.nan)
-    held = np.full((P, H), np.nan)
-
-    no_data = ~has_data
-    no_next = has_data & (ie > n_rows)
-    live_close = has_data & ~no_next & (ie > last) & (entry == "close")
-    missing_bar = has_data & ~no_next & ~live_close & (np.isnan(p0) | np.isnan(c_ie))
-    traded = has_data & ~no_next & ~live_close & ~missing_bar
-    reason[no_data] = "no_data"
-    reason[no_next] = "no_next_session"
-    reason[live_close] = "incomplete"
-    gone_entry = gone_code & (last_bar[cj] <= ie)
-    miss_reason = np.where(ie > last, "incomplete", np.where(gone_entry, "delisted", "untradable"))
-    reason[missing_bar] = miss_reason[missing_bar][:, None]
-
-    tgt = pos[:, None] + hz[None, :]
-    has_ev = traded[:, None] & (ev_k[:, None] >= 0) & (ev_k[:, None] <= tgt)
-    inc = traded[:, None] & ~has_ev & (tgt > last)
-    c_tgt = at("close", tgt)
-    hor = traded[:, None] & ~has_ev & ~inc & np.isfinite(c_tgt)
-    halt = traded[:, None] & ~has_ev & ~inc & ~hor
-    entered = has_ev | inc | hor | halt
-    ed[entered] = np.broadcast_to(ie[:, None], (P, H))[entered]
-    ep[entered] = np.broadcast_to(p0[:, None], (P, H))[entered]
-    reason[has_ev] = np.broadcast_to(ev_reason[:, None], (P, H))[has_ev]
-    xd[has_ev] = np.broadcast_to(ev_k[:, None], (P, H))[has_ev]
-    xp[has_ev] = np.broadcast_to(ev_px[:, None], (P, H))[has_ev]
-    held[has_ev] = (np.broadcast_to(ev_k[:, None], (P, H)) - pos[:, None])[has_ev]
-    reason[inc] = "incomplete"
-    reason[hor] = "horizon"
-    xd[hor] = tgt[hor]
-    xp[hor] = c_tgt[hor]
-    held[hor] = np.broadcast_to(hz[None, :], (P, H))[hor]
-    if halt.any():
-        # valued at the last close on or before the horizon session
-        pi, hi = np.nonzero(halt)
-        rows = ie[pi][:, None] + np.arange(maxh + 1)[None, :]
-        ok = (rows <= tgt[pi, hi][:, None]) & np.isfinite(at_rows := np.where(
-            (rows >= 0) & (rows < T), arr["close"][np.clip(rows, 0, T - 1), cj[pi][:, None]], np.nan))
-        j = ie[pi] + (maxh - np.argmax(ok[:, ::-1], axis=1))
-        gone = gone_code[pi] & (last_bar[cj[pi]] <= tgt[pi, hi])
-        reason[pi, hi] = np.where(gone, "delisted", "halted")
-        xd[pi, hi] = j
-        xp[pi, hi] = arr["close"][j, cj[pi]]
-        held[pi, hi] = j - pos[pi]
-        del at_rows
-
-    def dates_of(rows: np.ndarray) -> np.ndarray:
-        out = np.full(rows.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
-        ok = rows >= 0
-        out[ok] = index.values[rows[ok]]
-        return out
-
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gross = np.where(np.isfinite(ep) & np.isfinite(xp), xp / ep - 1, np.nan)
-    rep = np.repeat(np.arange(P), H)
-    frame = pd.DataFrame({
-        "date": index.values[pos][rep],
-        "code": codes[rep],
-        "name": (picks["name"].to_numpy() if has["name"] else np.full(P, None, dtype=object))[rep],
-        "rank": (picks["rank"].to_numpy() if has["rank"] else np.full(P, np.nan))[rep],
-        "score": (picks["score"].to_numpy() if has["score"] else np.full(P, np.nan))[rep],
-        "horizon": np.tile(hz, P),
-        "entry_date": dates_of(ed.ravel()),
-        "entry_price": ep.ravel(),
-        "exit_date": dates_of(xd.ravel()),
-        "exit_price": xp.ravel(),
-        "gross_return": gross.ravel(),
-        "return": np.where(np.isfinite(gross.ravel()), gross.ravel() - cost, np.nan),
-        "exit_reason": reason.ravel(),
-        "held": held.ravel(),
-    }, columns=TRADE_COLUMNS)
-    return _trades_frame_typed(frame)
-
-
-def _trades_frame_typed(df: pd.DataFrame) -> pd.DataFrame:
-    for col in ("date", "entry_date", "exit_date"):
-        df[col] = pd.to_datetime(df[col])
-    for col in ("entry_price", "exit_price", "gross_return", "return", "score", "rank", "held"):
-        df[col] = df[col].astype(float)
-    df["horizon"] = df["horizon"].astype("int64")
-    return df
+_PER_PICK_LOOP = False  # True: the per-pick loop above, the reference tests compare the numpy core with
 
 
 def _trades_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -584,7 +440,7 @@ def equity_curve(trades: pd.DataFrame, close: pd.DataFrame, sessions: Sequence[A
     module docstring.
     """
     H = _check_positive_int(horizon, "horizon", hi=MAX_HORIZON)
-    cost = _check_cost(cost_bps) / 10_000
+    cost_bps = _check_cost(cost_bps)
     index = pd.DatetimeIndex(close.index)
     sess = pd.DatetimeIndex(pd.to_datetime(list(sessions))).sort_values()
     if len(sess) == 0:
@@ -592,56 +448,7 @@ def equity_curve(trades: pd.DataFrame, close: pd.DataFrame, sessions: Sequence[A
     spos = index.get_indexer(sess)
     if (spos < 0).any():
         raise InvalidInputError(f"session {sess[spos < 0][0].date()} is not in the close panel's index")
-    t0 = int(spos[0])
-    # The curve ends when the last cohort's horizon is over (or at the data's end).
-    t_end = min(len(index), int(spos[-1]) + H + 1)
-    T = t_end - t0
-    tl = index[t0:t_end]
-    closes_ff = close.iloc[t0:t_end].ffill()
-    col_of = {c: j for j, c in enumerate(closes_ff.columns)}
-    marks = closes_ff.to_numpy(dtype=float)
-    tr = trades[trades["horizon"] == H]
-    # Positions of every trade on the timeline, computed once (not per row).
-    tr_ie = tl.get_indexer(pd.DatetimeIndex(tr["entry_date"]))
-    tr_ix = tl.get_indexer(pd.DatetimeIndex(tr["exit_date"]))
-    by_date: dict[pd.Timestamp, np.ndarray] = {}
-    for i, d in enumerate(pd.DatetimeIndex(tr["date"])):
-        by_date.setdefault(d, []).append(i)  # type: ignore[arg-type]
-    codes = tr["code"].to_numpy()
-    p0s = tr["entry_price"].to_numpy(dtype=float)
-    rets = tr["return"].to_numpy(dtype=float)
-    sleeves = np.full((H, T), 1.0 / H)  # cash until a sleeve's first cohort (or forever, if none comes)
-    positions = np.zeros(T, dtype=int)
-    started = np.zeros(H, dtype=bool)
-    for k, (d, p) in enumerate(zip(sess, spos)):
-        s, a = k % H, int(p) - t0
-        # the sleeve's value at this session's close: cash from the previous cohort, or the initial 1/H
-        capital = sleeves[s, a] if started[s] else 1.0 / H
-        started[s] = True
-        rows = by_date.get(d, [])
-        if not rows:
-            sleeves[s, a:] = capital  # nothing picked: the sleeve waits in cash
-            continue
-        value = np.zeros(T)
-        for i in rows:
-            path = np.ones(T)  # a share that was never entered stays in cash
-            if np.isfinite(p0s[i]) and tr_ie[i] >= 0:
-                ie, ix = int(tr_ie[i]), int(tr_ix[i])
-                mark = marks[:, col_of[codes[i]]] / p0s[i] - cost
-                if ix < 0:  # incomplete: marked to market to the end of the data
-                    path[ie:] = mark[ie:]
-                    positions[ie:] += 1
-                else:
-                    path[ie:ix] = mark[ie:ix]
-                    path[ix:] = 1.0 + rets[i]
-                    positions[ie:ix + 1] += 1
-            value += path
-        sleeves[s, a:] = capital * value[a:] / len(rows)
-    equity = pd.Series(sleeves.sum(axis=0), index=tl, name="equity")
-    return pd.DataFrame({"equity": equity,
-                         "drawdown": equity / equity.cummax() - 1,
-                         "return": equity.pct_change().fillna(equity.iloc[0] - 1.0),
-                         "positions": positions}, index=tl)
+    return equity_aligned(trades, close, sess, H, cost_bps)
 
 
 # --------------------------------------------------------------------------

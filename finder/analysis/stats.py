@@ -136,20 +136,28 @@ def equity_stats(equity: pd.Series, risk_free: float = 0.0, periods: int = PERIO
 def trade_stats(trades: pd.DataFrame, index: pd.DatetimeIndex, horizon: int,
                 periods: int = PERIODS_PER_YEAR) -> dict[str, Any]:
     """Win rate, average holding, exposure and turnover of one horizon's trades on the curve's ``index``."""
-    tr = trades[trades["horizon"] == horizon]
-    done = tr[tr["return"].notna()]
-    out: dict[str, Any] = {"trades": int(len(done)),
-                           "win_rate": float((done["return"] > 0).mean()) if len(done) else math.nan,
-                           "avg_holding": float(done["held"].mean()) if len(done) else math.nan}
+    # numpy on the columns (a sweep calls this once per configuration on frames of up to ~10^5 rows)
+    sel = trades["horizon"].to_numpy() == horizon
+    ret = trades["return"].to_numpy(dtype=float)[sel]
+    done = ~np.isnan(ret)
+    nd = int(done.sum())
+    out: dict[str, Any] = {"trades": nd,
+                           "win_rate": float((ret[done] > 0).mean()) if nd else math.nan,
+                           "avg_holding": float(trades["held"].to_numpy(dtype=float)[sel][done].mean())
+                           if nd else math.nan}
     n = len(index)
-    entered = tr[tr["entry_date"].notna()]
     if n == 0:
         out.update(exposure=math.nan, turnover=math.nan)
         return out
-    cohort = tr.groupby("date")["code"].transform("size").reindex(entered.index).to_numpy(dtype=float)
+    ent = pd.DatetimeIndex(trades["entry_date"].to_numpy()[sel])
+    entered = ~ent.isna()
+    # each row's cohort size: the rows of its horizon with the same pick date
+    di = pd.DatetimeIndex(trades["date"].to_numpy()[sel]).values.view("i8")
+    _, inv, counts = np.unique(di, return_inverse=True, return_counts=True)
+    cohort = counts[inv][entered].astype(float)
     w = 1.0 / (horizon * cohort)
-    ie = index.get_indexer(pd.DatetimeIndex(entered["entry_date"]))
-    xd = pd.DatetimeIndex(entered["exit_date"])
+    ie = index.get_indexer(ent[entered])
+    xd = pd.DatetimeIndex(trades["exit_date"].to_numpy()[sel][entered])
     ix = np.where(xd.isna(), n - 1, index.get_indexer(xd))
     invested = np.zeros(n + 1)
     ok = ie >= 0

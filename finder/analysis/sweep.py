@@ -21,8 +21,9 @@ What a sweep guarantees
   where ``backtest(engine="auto")`` uses it; else each session scanned on bars
   adjusted as of that session, as ``scan`` does), the same evaluation prices
   (one basis: as of the last session the trades need), the same trades,
-  equity and statistics, bit for bit (tested; trades come from
-  :func:`_fast_trades`, a numpy twin of ``evaluate_trades`` tested frame-equal).
+  equity and statistics, bit for bit (tested; trades and equity come from
+  the same numpy core as ``evaluate_trades``/``equity_curve``,
+  :mod:`finder.analysis._trades`).
 * **Data is loaded once, shared work is done once.**  The range is loaded once
   (``prepare_backtest``; 0 requests when the cache is warm) and its
   indicators are memoised across screens.  On the per-session path each
@@ -31,7 +32,10 @@ What a sweep guarantees
   (the same function, inputs and window) once per session.  Trade parameters
   (``take_profit``, ``stop_loss``, ``max_picks``, ``horizons``, ``entry``,
   ``cost_bps``) reuse the scans of their screen.  The evaluation prices are
-  loaded once per distinct last session.
+  loaded once per distinct last session.  Configurations are evaluated grouped
+  by pick set (then put back in the grid's order): the aligned price panels and
+  what every trade rule shares (pick positions, columns, entry windows) are
+  built once per pick set, and only the last two pick sets' are kept in memory.
 * **Honest about the best.**  ``result.overfit`` holds the deflated Sharpe
   ratio of the best configuration, the PBO by CSCV and, with
   ``walk_forward=(train, test)``, the chained out-of-sample result
@@ -64,6 +68,7 @@ import pandas as pd
 from .. import calendar
 from .._exceptions import InvalidInputError
 from . import _overfit
+from ._trades import equity_aligned, evaluate_aligned
 from .backtest import (
     DEFAULT_COST_BPS,
     DEFAULT_HORIZONS,
@@ -75,7 +80,6 @@ from .backtest import (
     _known_delisted,
     _align_prices,
     _tqdm,
-    simulate,
 )
 from .stats import STAT_COLUMNS, result_stats
 
@@ -88,8 +92,6 @@ log = logging.getLogger(__name__)
 
 TRADE_PARAMS = ("horizons", "entry", "take_profit", "stop_loss", "cost_bps", "max_picks")
 MAX_CONFIGS = 100_000
-FAST_TRADES = True
-"""Evaluate trades with :func:`_fast_trades` (numpy over all picks) instead of the per-pick reference loop."""
 
 
 # --------------------------------------------------------------------------
@@ -292,11 +294,25 @@ class _Shared:
     eval_end: dict[int, pd.Timestamp]          # max horizon -> eval_end
     final_end: dict[pd.Timestamp, Any]         # eval_end -> last final session when a live bar follows, else None
     engines: dict[tuple, str]                  # screen_key -> "range" or "session" (as the standalone backtest)
+    # per process, not shipped: the aligned price panels of the last few pick sets (configurations that
+    # share a pick set differ only in trade rules; the evaluation is grouped so they come one after another)
+    _aligned: dict[tuple, tuple] = field(default_factory=dict, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_aligned": {}}
 
 
-def _result_for(cfg: _Config, sh: _Shared) -> BacktestResult:
+_ALIGNED_KEEP = 2  # pick sets whose aligned panels stay in memory (each up to 4 x sessions x picked codes floats)
+
+
+def _aligned_for(cfg: _Config, sh: _Shared) -> tuple:
+    """The price panels of ``cfg``'s pick set as ``simulate`` aligns them, with what the params record."""
+    key = (cfg.screen_key, cfg.max_picks, sh.eval_end[max(cfg.horizons)])
+    hit = sh._aligned.get(key)
+    if hit is not None:
+        return hit
     picks = sh.picks[(cfg.screen_key, cfg.max_picks)]
-    end = sh.eval_end[max(cfg.horizons)]
+    end = key[2]
     allp = sh.prices[end]
     codes = sorted(set(picks["code"]))
     present = [c for c in codes if c in allp["close"].columns]
@@ -308,25 +324,31 @@ def _result_for(cfg: _Config, sh: _Shared) -> BacktestResult:
         prices = {f: empty for f in PRICE_FIELDS}
     missing = [c for c in allp["_missing"] if c in set(codes)]
     delisted = {c for c in sh.delisted if c in set(present)}
+    index, px = _align_prices(prices)
+    while len(sh._aligned) >= _ALIGNED_KEEP:
+        sh._aligned.pop(next(iter(sh._aligned)))
+    sh._aligned[key] = out = (picks, end, index, px, missing, delisted, {})  # {}: evaluate_aligned's memo
+    return out
+
+
+def _result_for(cfg: _Config, sh: _Shared) -> BacktestResult:
+    picks, end, index, px, missing, delisted, memo = _aligned_for(cfg, sh)
     # the same params and arguments as backtest._finish, with what needs I/O decided on the driver
     params = {"conditions": sh.conditions[cfg.screen_key], **sh.base_params, "max_picks": cfg.max_picks,
               "eval_end": end, "missing": missing, "delisted": sorted(delisted),
               "engine": sh.engines.get(cfg.screen_key, "session")}
-    if not FAST_TRADES:
-        return simulate(picks, prices, sh.sessions, horizons=cfg.horizons, entry=cfg.entry,
-                        take_profit=cfg.take_profit, stop_loss=cfg.stop_loss, cost_bps=cfg.cost_bps,
-                        delisted=delisted, params=params, final_end=sh.final_end.get(end))
-    # simulate(), with the vectorised twin of evaluate_trades (the arguments are already checked)
-    index, px = _align_prices(prices)
-    trades = _fast_trades(picks, index, px, cfg.horizons, cfg.entry, cfg.take_profit, cfg.stop_loss, cfg.cost_bps,
-                          frozenset(delisted), sh.final_end.get(end))
+    # simulate(), calling the shared core directly (the arguments were checked once for the sweep)
+    trades = evaluate_aligned(picks, index, px, cfg.horizons, cfg.entry, cfg.take_profit, cfg.stop_loss,
+                              cfg.cost_bps, frozenset(delisted), sh.final_end.get(end), memo=memo)
     all_params = {**params, "horizons": cfg.horizons, "entry": cfg.entry, "take_profit": cfg.take_profit,
                   "stop_loss": cfg.stop_loss, "cost_bps": cfg.cost_bps, "equity_horizon": None}
     res = BacktestResult(trades=trades, picks=picks, prices=px,
                          sessions=pd.DatetimeIndex(pd.to_datetime(list(sh.sessions)), name="date"),
                          params=all_params)
-    for h in cfg.horizons:  # the equity curves, from the twin of equity_curve (same frames, tested)
-        res._equity[h] = _fast_equity(trades, px["close"], res.sessions, h, cfg.cost_bps)
+    for h in cfg.horizons:  # equity_curve's core (its checks hold by construction)
+        res._equity[h] = equity_aligned(trades, px["close"], res.sessions, h, cfg.cost_bps,
+                                        trade_cols=np.repeat(memo["jcol"], len(cfg.horizons)) if "jcol" in memo
+                                        else None)
     return res
 
 
@@ -545,12 +567,24 @@ def _run(names: Mapping[tuple, str], rows: list[dict], cfgs: list[_Config], sess
                  engines=dict(engines))
     timeline = max((p["close"].index for p in prices.values()), key=len)
     # -- 3. every configuration ------------------------------------------------------
+    # grouped by pick set (configurations that differ only in trade rules share the aligned panels), then
+    # put back in the grid's order
+    group: dict[tuple, int] = {}
+    for c in cfgs:
+        group.setdefault((c.screen_key, c.max_picks, eval_end[max(c.horizons)]), len(group))
+    order = sorted(range(len(cfgs)), key=lambda i: (group[(cfgs[i].screen_key, cfgs[i].max_picks,
+                                                           eval_end[max(cfgs[i].horizons)])], i))
+    grouped = [cfgs[i] for i in order]
     if client is None:
-        results = []
-        for cfg in tqdm(cfgs, desc="sweep: configurations", unit="config", disable=not progress):
-            results.extend(_evaluate([cfg], sh, timeline))
+        done = []
+        for cfg in tqdm(grouped, desc="sweep: configurations", unit="config", disable=not progress):
+            done.extend(_evaluate([cfg], sh, timeline))
     else:
-        results = _evaluate_on_dask(client, cfgs, sh, timeline, progress)
+        done = _evaluate_on_dask(client, grouped, sh, timeline, progress)
+    sh._aligned.clear()
+    results: list[Any] = [None] * len(cfgs)
+    for i, r in zip(order, done):
+        results[i] = r
     grid_keys = list(rows[0]) if rows else []
     table = pd.DataFrame([{**{k: _freeze(v) for k, v in row.items()}, **r} for row, (r, _) in zip(rows, results)])
     table.index.name = "config"
@@ -670,8 +704,17 @@ def sweep(screen: Any, grid: Mapping[str, Sequence[Any]], start: Any, end: Any, 
         for k, scr in _tqdm()(list(screens.items()), desc="sweep: scan (range)", unit="screen",
                               disable=not progress):
             try:
-                for mp in sorted(mps[k], key=lambda v: -1 if v is None else v):
-                    picks[(k, mp)] = prep.picks(scr, mp)
+                # one scan per screen, for the widest max_picks; each narrower one is its first rows per session
+                # (the engine ranks each session's picks, and its top=k is those rows: the tests compare frames)
+                widest = None if None in mps[k] else max(mps[k])
+                full = prep.picks(scr, widest)
+                for mp in mps[k]:
+                    if mp == widest:
+                        picks[(k, mp)] = full
+                    elif len(full):
+                        picks[(k, mp)] = full.groupby("date", sort=False).head(mp).reset_index(drop=True)
+                    else:
+                        picks[(k, mp)] = prep.picks(scr, mp)
                 engines[k] = "range"
             except _range.Unsupported as exc:
                 log.info("sweep: screen %s is scanned session by session (%s)", scr.name, exc)
@@ -786,240 +829,3 @@ def sweep_panels(panels: Mapping[str, pd.DataFrame], screen: Any, grid: Mapping[
     return _run(names, rows, cfgs, sess, picks, {k: "session" for k in screens}, load_prices, eval_end_of,
                 timeline_of, lambda last: None, base_params, risk_free, benchmark, blocks, walk_forward, client,
                 progress, params, lambda p: set())
-
-
-# --------------------------------------------------------------------------
-# the trade evaluation of backtest.evaluate_trades, vectorised over picks
-# --------------------------------------------------------------------------
-
-def _fast_trades(picks: pd.DataFrame, index: pd.DatetimeIndex, px: Mapping[str, pd.DataFrame],
-                 horizons: tuple[int, ...], entry: str, tp: float | None, sl: float | None, cost_bps: float,
-                 delisted: frozenset, final_end: Any) -> pd.DataFrame:
-    """:func:`finder.analysis.backtest.evaluate_trades`, the same rows, values and dtypes, with numpy over all picks.
-
-    The reference loops over picks in Python (about 0.6 ms each); a sweep evaluates
-    the same picks under many trade rules, so it uses this twin.  Every branch
-    mirrors the reference line by line, with the same floating-point operations in
-    the same order; the sweep's equivalence tests compare the two frames exactly.
-    """
-    from .backtest import TRADE_COLUMNS, _trades_frame
-
-    cost = cost_bps / 10_000
-    last = len(index) - 1
-    if final_end is not None:
-        last = int(index.searchsorted(calendar.parse_date(final_end, "final_end"), side="right")) - 1
-    n_rows = len(index) - 1
-    maxh = max(horizons)
-    if picks is None or len(picks) == 0:
-        return _trades_frame([])
-    dates = pd.DatetimeIndex(pd.to_datetime(picks["date"]))
-    pos = index.get_indexer(dates)
-    if (pos < 0).any():
-        raise InvalidInputError(f"pick date {dates[pos < 0][0].date()} is not in the price panels' index")
-    cols = px["close"].columns
-    O, Hh, L, C = (px[f].to_numpy(dtype=float) for f in PRICE_FIELDS)
-    T = C.shape[0]
-    codes = picks["code"].to_numpy(dtype=object)
-    jcol = cols.get_indexer(pd.Index(codes, dtype=object)) if len(cols) else np.full(len(codes), -1)
-    finite = np.isfinite(C)
-    has_any = finite.any(axis=0) if C.size else np.zeros(0, dtype=bool)
-    # last finite close per column, and the last finite row at or before each row
-    rows_idx = np.arange(T)[:, None]
-    lastrow = np.where(finite, rows_idx, -1)
-    lastidx = np.maximum.accumulate(lastrow, axis=0) if T else lastrow
-    last_finite = lastidx[-1] if T else np.zeros(0, dtype=int)
-    n, nh = len(picks), len(horizons)
-    hs = np.asarray(horizons)
-    reason = np.empty((n, nh), dtype=object)
-    ed_row = np.full(n, -1)
-    ep = np.full((n, nh), np.nan)
-    xr = np.full((n, nh), -1)
-    xp = np.full((n, nh), np.nan)
-    held = np.full((n, nh), np.nan)
-    is_del = np.array([c in delisted for c in codes], dtype=bool)
-
-    nodata = (jcol < 0) | ~has_any[np.maximum(jcol, 0)] if len(cols) else np.ones(n, dtype=bool)
-    ie = pos + 1 if entry == "next_open" else pos.copy()
-    reason[nodata] = "no_data"
-    todo = ~nodata
-    m = todo & (ie > n_rows)
-    reason[m] = "no_next_session"
-    todo &= ~m
-    if entry == "close":
-        m = todo & (ie > last)
-        reason[m] = "incomplete"
-        todo &= ~m
-    j = np.where(todo, jcol, 0)
-    iec = np.clip(ie, 0, max(T - 1, 0))
-    p0 = np.where(todo, (O if entry == "next_open" else C)[iec, j] if T else np.nan, np.nan)
-    cie = C[iec, j] if T else np.full(n, np.nan)
-    m = todo & (np.isnan(p0) | np.isnan(cie))
-    gone = is_del & (last_finite[j] < ie + 1) if T else np.zeros(n, dtype=bool)
-    r = np.where(gone, "delisted", "untradable").astype(object)
-    r = np.where(ie > last, "incomplete", r)
-    reason[m] = r[m][:, None]
-    todo &= ~m
-    # -- entered picks: target/stop events over their window, then each horizon --
-    k = np.flatnonzero(todo)
-    if k.size:
-        jk, ik, iek, p0k = j[k], pos[k], ie[k], p0[k]
-        first = iek if entry == "next_open" else iek + 1
-        stop = np.minimum(last, ik + maxh)
-        ev_row = np.full(k.size, -1)
-        ev_px = np.full(k.size, np.nan)
-        ev_kind = np.empty(k.size, dtype=object)
-        if tp is not None or sl is not None:
-            W = maxh + 1
-            rows = first[:, None] + np.arange(W)[None, :]
-            inwin = rows <= stop[:, None]
-            rr = np.clip(rows, 0, T - 1)
-            o_w, h_w, l_w = O[rr, jk[:, None]], Hh[rr, jk[:, None]], L[rr, jk[:, None]]
-            with np.errstate(invalid="ignore"):
-                tp_px = p0k * (1 + tp) if tp is not None else np.full(k.size, np.inf)
-                sl_px = p0k * (1 - sl) if sl is not None else np.full(k.size, -np.inf)
-                hit_tp = (h_w >= tp_px[:, None]) & inwin
-                hit_sl = (l_w <= sl_px[:, None]) & inwin
-            anyhit = hit_tp | hit_sl
-            has = anyhit.any(axis=1)
-            w0 = np.argmax(anyhit, axis=1)
-            sel = np.arange(k.size)
-            op = o_w[sel, w0]
-            hs_sl = hit_sl[sel, w0]
-            gap_sl = (sl is not None) & ~np.isnan(op) & (op <= sl_px)
-            gap_tp = (tp is not None) & ~np.isnan(op) & (op >= tp_px)
-            kind = np.where(gap_sl, "stop_loss", np.where(gap_tp, "take_profit",
-                                                          np.where(hs_sl, "stop_loss", "take_profit")))
-            price = np.where(gap_sl | gap_tp, op, np.where(hs_sl, sl_px, tp_px))
-            ok = has & (first <= stop)
-            ev_row = np.where(ok, first + w0, -1)
-            ev_px = np.where(ok, price, np.nan)
-            ev_kind = np.where(ok, kind, None).astype(object)
-        ed_row[k] = iek
-        for a, h in enumerate(hs):
-            tgt = ik + h
-            by_event = (ev_row >= 0) & (ev_row <= tgt)
-            late = ~by_event & (tgt > last)
-            tg = np.clip(tgt, 0, T - 1)
-            cfin = finite[tg, jk]
-            at_h = ~by_event & ~late & cfin
-            gap = ~by_event & ~late & ~cfin
-            rk = np.empty(k.size, dtype=object)
-            rk[by_event] = ev_kind[by_event]
-            rk[late] = "incomplete"
-            rk[at_h] = "horizon"
-            jr = lastidx[tg, jk]
-            gone_h = is_del[k] & (last_finite[jk] < tgt + 1)
-            rk[gap] = np.where(gone_h, "delisted", "halted")[gap]
-            reason[k, a] = rk
-            ep[k, a] = p0k
-            xrow = np.where(by_event, ev_row, np.where(at_h, tgt, np.where(gap, jr, -1)))
-            xr[k, a] = xrow
-            xp[k, a] = np.where(by_event, ev_px, np.where(at_h, C[tg, jk], np.where(gap, C[np.clip(jr, 0, T - 1), jk],
-                                                                                      np.nan)))
-            held[k, a] = np.where(by_event | gap, (xrow - ik).astype(float), np.where(at_h, float(h), np.nan))
-    # -- the frame, built as the reference builds it ---------------------------------
-    with np.errstate(invalid="ignore"):
-        gross = np.where(np.isfinite(ep) & np.isfinite(xp), xp / ep - 1, np.nan)
-        ret = np.where(np.isfinite(gross), gross - cost, np.nan)
-    rep = np.repeat(np.arange(n), nh)
-    iv = index.values  # datetime64 of the index's own unit; NaT where no row
-
-    def stamps(rows_: np.ndarray) -> np.ndarray:
-        a = iv[np.clip(rows_, 0, max(len(iv) - 1, 0))] if len(iv) else np.full(rows_.shape, np.datetime64("NaT"))
-        return np.where(rows_ >= 0, a, np.datetime64("NaT"))
-
-    entered = np.isfinite(ep).ravel()
-    out = {
-        "date": stamps(pos[rep]),
-        "code": list(codes[rep]),
-        "name": list(picks["name"].to_numpy(dtype=object)[rep]) if "name" in picks.columns else [None] * (n * nh),
-        "rank": list(picks["rank"].to_numpy(dtype=object)[rep]) if "rank" in picks.columns else [np.nan] * (n * nh),
-        "score": list(picks["score"].to_numpy(dtype=object)[rep]) if "score" in picks.columns else [np.nan] * (n * nh),
-        "horizon": list(np.tile(hs, n)),
-        "entry_date": stamps(np.where(entered, ed_row[rep], -1)),
-        "entry_price": ep.ravel(),
-        "exit_date": stamps(xr.ravel()),
-        "exit_price": xp.ravel(),
-        "gross_return": gross.ravel(),
-        "return": ret.ravel(),
-        "exit_reason": list(reason.ravel()),
-        "held": held.ravel(),
-    }
-    df = pd.DataFrame(out, columns=TRADE_COLUMNS)
-    for col in ("date", "entry_date", "exit_date"):
-        df[col] = pd.to_datetime(df[col])
-    for col in ("entry_price", "exit_price", "gross_return", "return", "score", "rank", "held"):
-        df[col] = df[col].astype(float)
-    df["horizon"] = df["horizon"].astype("int64")
-    return df
-
-
-def _fast_equity(trades: pd.DataFrame, close: pd.DataFrame, sessions: pd.DatetimeIndex, H: int,
-                 cost_bps: float) -> pd.DataFrame:
-    """:func:`finder.analysis.backtest.equity_curve`, the same frame, with every trade's path built at once.
-
-    The reference adds each trade's path to its cohort's value one at a time; here
-    the paths are one matrix and each cohort's value is its rows summed in the same
-    order (a reduction along rows adds them one after another, as the reference
-    does).  The sleeve loop over cohorts is kept as is.  Tested frame-equal.
-    """
-    cost = cost_bps / 10_000
-    index = pd.DatetimeIndex(close.index)
-    sess = pd.DatetimeIndex(pd.to_datetime(list(sessions))).sort_values()
-    spos = index.get_indexer(sess)
-    t0 = int(spos[0])
-    t_end = min(len(index), int(spos[-1]) + H + 1)
-    T = t_end - t0
-    tl = index[t0:t_end]
-    closes_ff = close.iloc[t0:t_end].ffill()
-    marks = closes_ff.to_numpy(dtype=float)
-    tr = trades[trades["horizon"] == H]
-    n = len(tr)
-    tr_ie = tl.get_indexer(pd.DatetimeIndex(tr["entry_date"]))
-    tr_ix = tl.get_indexer(pd.DatetimeIndex(tr["exit_date"]))
-    p0s = tr["entry_price"].to_numpy(dtype=float)
-    rets = tr["return"].to_numpy(dtype=float)
-    col = closes_ff.columns.get_indexer(pd.Index(tr["code"].to_numpy(dtype=object), dtype=object)) \
-        if n else np.zeros(0, dtype=int)
-    live = np.isfinite(p0s) & (tr_ie >= 0)
-    t = np.arange(T)[None, :]
-    P = np.ones((n, T))
-    live &= col >= 0
-    if n and live.any():
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mark = marks[:, np.where(live, col, 0)].T / p0s[:, None] - cost
-        ie = tr_ie[:, None]
-        ix = tr_ix[:, None]
-        held = live[:, None] & (t >= ie) & ((ix < 0) | (t < ix))
-        done = live[:, None] & (ix >= 0) & (t >= ix)
-        P = np.where(held, mark, P)
-        P = np.where(done, (1.0 + rets)[:, None], P)
-        pos_mask = live[:, None] & (t >= ie) & ((ix < 0) | (t <= ix))
-        positions = pos_mask.sum(axis=0).astype(int)
-    else:
-        positions = np.zeros(T, dtype=int)
-    # each cohort's rows, in the trades' order (a stable sort by date, keyed by ns integers)
-    di = pd.DatetimeIndex(tr["date"]).values.astype("datetime64[ns]").view("i8") if n else np.zeros(0, "i8")
-    srt = np.argsort(di, kind="stable")
-    uniq, starts = np.unique(di[srt], return_index=True)
-    order = dict(zip(uniq.tolist(), np.split(srt, starts[1:]))) if n else {}
-    sess_ns = sess.values.astype("datetime64[ns]").view("i8").tolist()
-    sleeves = np.full((H, T), 1.0 / H)
-    started = np.zeros(H, dtype=bool)
-    for k, (d, p) in enumerate(zip(sess_ns, spos)):
-        s, a = k % H, int(p) - t0
-        capital = sleeves[s, a] if started[s] else 1.0 / H
-        started[s] = True
-        rows = order.get(d, ())
-        if len(rows) == 0:
-            sleeves[s, a:] = capital
-            continue
-        value = np.zeros(T)
-        for i in rows:  # the reference's order of additions, one row at a time
-            value += P[i]
-        sleeves[s, a:] = capital * value[a:] / len(rows)
-    equity = pd.Series(sleeves.sum(axis=0), index=tl, name="equity")
-    return pd.DataFrame({"equity": equity,
-                         "drawdown": equity / equity.cummax() - 1,
-                         "return": equity.pct_change().fillna(equity.iloc[0] - 1.0),
-                         "positions": positions}, index=tl)
