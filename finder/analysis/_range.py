@@ -15,6 +15,15 @@ per-session path: dates, codes and ranks identical, scores within 1e-9):
   its class.  Nothing is rescaled, so price-level thresholds (``close >=
   2_000``, ``atr(...) >= 50``) compare on each date's own basis and no
   expression needs its scale to be known.
+* **One mapped load for most stocks.**  A stock with no corporate action in
+  (first session, last session] has one class, whose bars are those as of
+  the last session: they come from the stored panel (issue 11,
+  ``finder.cache._panel``), memory-mapped, the same numbers ``get_panel``
+  serves (written first by one ``get_panel`` call when the cache holds no
+  panel that serves them).  Stocks with an action inside the range, and
+  those the panel cannot serve (an action after the last session but before
+  the panel's end, a history changed since the panel was built), are loaded
+  per stock as above.  Both give the same arrays (tested).
 * **The same windows as the reference.**  A per-session scan seeds EMAs
   (and the EMAs inside DEMA, TEMA, MACD), Wilder's smoothing and OBV's level
   at the start of its ``lookback`` window.  Those are linear recursions, so
@@ -361,7 +370,8 @@ def load_range(codes: list[str], sessions: pd.DatetimeIndex, lookback: int, *, p
             start[serve[ok_h], j] = off + sc[ok_h]
     # the cache's value field never lacks a number on a valid row; keep Bars' fallback anyway
     fv = fields["value"]
-    fields["value"] = np.where(np.isnan(fv), fields["close"] * fields["volume"], fv)
+    gap = np.isnan(fv)
+    fv[gap] = fields["close"][gap] * fields["volume"][gap]
     return RangeData(sessions=sessions, lookback=lookback, codes=codes_arr, fields=fields, pos=pos, start=start,
                      missing=missing, classes=J - len(order), histories=hists,
                      panel=block.hit if block is not None else None)
@@ -481,21 +491,32 @@ class RangeScanner:
         flat, ok = self._lagidx[key]
         return np.where(ok, Y.ravel().take(flat), np.nan)
 
+    def _defined(self, lag: int, f: int) -> tuple[np.ndarray, np.ndarray]:
+        """(offset into psi clipped to the window, cells where a series defined from offset ``f`` has a value)."""
+        key = ("defined", lag, f)
+        if key not in self._lagidx:
+            _, m, ok = self._lag(lag)
+            mi = self._lagidx.get(("mi", lag))
+            if mi is None:
+                mi = self._lagidx[("mi", lag)] = np.clip(m, 0, self.L - 1)
+            self._lagidx[key] = (mi, ok & (m >= f))
+        return self._lagidx[key]
+
     def materialize(self, s: Lin, lag: int, snap: bool = False) -> np.ndarray:
         flat, m, ok = self._lag(lag)
+        mi, defined = self._defined(lag, s.f)
         val = s.Y.ravel().take(flat)
         mag = np.abs(val) if snap else None
-        if s.terms:
-            mi = np.clip(m, 0, self.L - 1)
-            for C, psi in s.terms:
-                t = C * psi.take(mi)
-                val = val + t
-                if snap:
-                    mag = mag + np.abs(t)
+        for C, psi in s.terms:
+            t = C * psi.take(mi)
+            val += t                       # val is a fresh array (take), so in place is safe
+            if snap:
+                mag += np.abs(t)
         if snap:
             # cancellation noise of Y + corrections where the window's own recursion is exactly 0
-            val = np.where(np.abs(val) <= 1e-12 * mag, 0.0, val)
-        return np.where(ok & (m >= s.f), val, np.nan)
+            val[np.abs(val) <= 1e-12 * mag] = 0.0
+        val[~defined] = np.nan
+        return val
 
     # -- series (recursions need them) ------------------------------------------
     def series(self, e: Any) -> Lin:
