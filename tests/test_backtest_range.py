@@ -322,3 +322,23 @@ def test_evaluation_prices_from_the_panel_equal_get_panel(env):
     assert got["_missing"] == list(ref["close"].attrs["missing"])
     for f in ("open", "high", "low", "close"):
         pd.testing.assert_frame_equal(got[f], ref[f].reindex(timeline), check_names=False)
+
+
+def test_a_code_the_panel_cannot_serve_goes_per_stock_without_rebuilding(env, monkeypatch):
+    """An unknown code in the universe is listed missing; the panel serving the rest is reused, not rebuilt."""
+    sim, market, base = env
+    codes = sorted(market.listings("KOSDAQ", pd.Timestamp("2025-10-01")))[:40] + ["999990"]
+    span = ("2025-10-01", "2025-11-28")
+    slow = _layout(span, codes, False, monkeypatch)
+    fast = _layout(span, codes, True, monkeypatch)
+    n0 = int(sim.stats()["requests"].get("ka10081", 0))
+    again = _layout(span, codes, True, monkeypatch)
+    assert int(sim.stats()["requests"].get("ka10081", 0)) == n0
+    assert "999990" in fast.missing and set(fast.missing) == set(slow.missing) == set(again.missing)
+    assert again.panel.panel.id == fast.panel.panel.id
+    for got in (fast, again):
+        assert list(got.codes) == list(slow.codes)
+        np.testing.assert_array_equal(got.pos, slow.pos)
+        np.testing.assert_array_equal(got.start, slow.start)
+        for f in slow.fields:
+            np.testing.assert_array_equal(got.fields[f], slow.fields[f], err_msg=f)

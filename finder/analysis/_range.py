@@ -244,9 +244,12 @@ def _panel_block(codes: list[str], sessions: pd.DatetimeIndex, count: int, progr
     end_d = np.datetime64(sessions[-1].date(), "D")
     fields = list(_panel.FIELDS)
     hit = _panel.find(store, codes, end_d, count, True, fields)
-    if hit is None or len(hit.codes) + len(hit.as_of) < len(codes):
-        # No panel yet, or stocks it cannot serve: get_panel loads those per stock (its requests: quotes
-        # for stocks a session behind, 2 walks per stock when cold) and publishes a panel of them all.
+    unserved = len(codes) - (len(hit.codes) + len(hit.as_of)) if hit is not None else len(codes)
+    if hit is None or unserved > max(_panel.MIN_CODES, len(codes) // 20):
+        # No panel yet, or many stocks it cannot serve: get_panel loads those per stock (its requests:
+        # quotes for stocks a session behind, 2 walks per stock when cold) and publishes a panel of them
+        # all.  A few unserved (codes the server does not know, a few refreshed since) just go per stock
+        # below: asking get_panel again on every load would not make a panel serve an unknown code.
         data.get_panel(codes, count, sessions[-1], field=fields, progress=progress)
         hit = _panel.find(store, codes, end_d, count, True, fields)
     if hit is None or not hit.codes:
