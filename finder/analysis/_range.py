@@ -492,7 +492,9 @@ class RangeScanner:
             ok = self.served & (rows <= d.pos)
             self._lagidx[key] = (np.where(ok, rows, 0) * self.J + self._colidx, ok)
         flat, ok = self._lagidx[key]
-        return np.where(ok, Y.ravel().take(flat), np.nan)
+        out = Y.ravel().take(flat)
+        out[~ok] = np.nan
+        return out
 
     def _defined(self, lag: int, f: int) -> tuple[np.ndarray, np.ndarray]:
         """(offset into psi clipped to the window, cells where a series defined from offset ``f`` has a value)."""
@@ -781,13 +783,19 @@ class RangeScanner:
             loss = Lin(np.clip(-d, 0.0, None), [], s.f + 1)
             self._series[key] = (self._smooth(gain, n, p["smoothing"]), self._smooth(loss, n, p["smoothing"]), s.f)
         G, Lo, f = self._series[key]
-        g = np.clip(self.materialize(G, lag, snap=True), 0.0, None)
-        lo = np.clip(self.materialize(Lo, lag, snap=True), 0.0, None)
-        total = g + lo
+        # in place on the fresh arrays materialize returns (each new full-size array costs page faults)
+        g = self.materialize(G, lag, snap=True)
+        np.clip(g, 0.0, None, out=g)
+        lo = self.materialize(Lo, lag, snap=True)
+        np.clip(lo, 0.0, None, out=lo)
+        total = lo
+        total += g                      # both >= 0 or NaN
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.where(total > 0, 100.0 * (g / total), np.where(np.isnan(total), np.nan, 50.0))
-        _, m, ok = self._lag(lag)
-        return np.where(ok & (m >= f), out, np.nan)
+            out = np.divide(g, total, out=g)
+            out *= 100.0
+        out[total == 0] = 50.0          # no move at all; NaN stays NaN
+        out[~self._defined(lag, f)[1]] = np.nan
+        return out
 
     # -- conditions and screens ---------------------------------------------------------
     def condition(self, c: Condition) -> tuple[np.ndarray, np.ndarray]:
