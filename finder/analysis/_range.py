@@ -421,6 +421,17 @@ def _lin_add(a: Lin, b: Lin, sign: float) -> Lin:
     return Lin(Y, _merge(terms), max(a.f, b.f))
 
 
+def _lin_add_into(a: Lin, b: Lin, sign: float) -> Lin:
+    """``_lin_add`` writing into ``a.Y``: only for an ``a`` just made and referenced nowhere else."""
+    terms = list(a.terms) + [(C, sign * psi) for C, psi in b.terms]
+    Y = a.Y
+    if sign > 0:
+        Y += b.Y
+    else:
+        Y -= b.Y
+    return Lin(Y, _merge(terms), max(a.f, b.f))
+
+
 def _lin_scale(a: Lin, c: float, op: str) -> Lin:
     if op == "*":
         return Lin(a.Y * c, [(C, psi * c) for C, psi in a.terms], a.f)
@@ -650,7 +661,8 @@ class RangeScanner:
     # -- linear recursions ------------------------------------------------------
     def _ewm(self, x: Lin, alpha: float) -> Lin:
         Yp = ind._ewm(x.Y, alpha)
-        C0 = self._at(x.Y, x.f) - self._at(Yp, x.f)
+        C0 = self._at(x.Y, x.f)
+        C0 -= self._at(Yp, x.f)
         m = np.arange(self.L)
         psi0 = np.where(m >= x.f, (1.0 - alpha) ** np.maximum(m - x.f, 0), np.nan)
         terms = [(C0, psi0)]
@@ -662,7 +674,8 @@ class RangeScanner:
     def _wilder(self, x: Lin, n: int) -> Lin:
         Wp = ind._wilder(x.Y, n)
         seed = self._at(ind._rolling_sum(x.Y, n) / n, x.f + n - 1)
-        C0 = seed - self._at(Wp, x.f + n - 1)
+        C0 = seed
+        C0 -= self._at(Wp, x.f + n - 1)
         m = np.arange(self.L)
         f1 = x.f + n - 1
         psi0 = np.where(m >= f1, (1.0 - 1.0 / n) ** np.maximum(m - f1, 0), np.nan)
@@ -684,10 +697,12 @@ class RangeScanner:
         if how == "ema":
             return e1
         e2 = self._ewm(e1, alpha)
+        # the scaled copies are new arrays: adding into them saves full-size temporaries (same arithmetic)
         if how == "dema":
-            return _lin_add(_lin_scale(e1, 2.0, "*"), e2, -1.0)
+            return _lin_add_into(_lin_scale(e1, 2.0, "*"), e2, -1.0)
         if how == "tema":
-            return _lin_add(_lin_add(_lin_scale(e1, 3.0, "*"), _lin_scale(e2, 3.0, "*"), -1.0), self._ewm(e2, alpha), 1.0)
+            return _lin_add_into(_lin_add_into(_lin_scale(e1, 3.0, "*"), _lin_scale(e2, 3.0, "*"), -1.0),
+                                 self._ewm(e2, alpha), 1.0)
         raise Unsupported(f"smoothing={how!r}")
 
     # -- cells: the value each session's window holds at a lag -----------------------
