@@ -250,3 +250,95 @@ def test_liquidity_universes_match_the_per_session_scan(env, liquid):
         assert_same_picks(got, ref)
     if "top_value" in liquid:
         assert got.groupby("date").size().max() <= 40
+
+
+# --------------------------------------------------------------------------
+# the load: from the stored panel (memory-mapped) vs every stock from its history
+# --------------------------------------------------------------------------
+
+def _layout(span, universe, use_panels: bool, monkeypatch):
+    from finder.analysis import _range
+
+    monkeypatch.setattr(_range, "_USE_PANELS", use_panels)
+    return prepare_backtest(*span, universe=universe, progress=False).range.data
+
+
+@pytest.mark.parametrize("span", [SPLIT_RANGE, DIVIDEND_RANGE], ids=["split", "dividends"])
+def test_panel_load_lays_out_the_same_arrays_as_the_histories(env, span, monkeypatch):
+    """Stocks served by the stored panel get exactly the columns History.arrays(as of d) gives."""
+    sim, market, base = env
+    uni = "KOSPI+KOSDAQ+ETF"
+    slow = _layout(span, uni, False, monkeypatch)
+    fast = _layout(span, uni, True, monkeypatch)
+    assert slow.panel is None and fast.panel is not None
+    # most stocks from the panel; those with an action inside the range or after it (the panel holds
+    # prices as of its newer end) from their histories
+    assert len(fast.panel.codes) > 0.5 * len(set(fast.codes)) and fast.classes > 0
+    assert 0 < len(fast.histories) < len(set(fast.codes))
+    assert fast.classes == slow.classes and fast.missing == slow.missing
+    assert list(fast.codes) == list(slow.codes)
+    np.testing.assert_array_equal(fast.pos, slow.pos)
+    np.testing.assert_array_equal(fast.start, slow.start)
+    assert set(fast.fields) == set(slow.fields)
+    for f in slow.fields:
+        np.testing.assert_array_equal(fast.fields[f], slow.fields[f], err_msg=f)
+
+
+def test_warm_panel_load_makes_no_request_and_survives_a_damaged_panel(env, monkeypatch):
+    """A second load is served by the stored panel with 0 requests; a damaged panel file is rebuilt, same arrays."""
+    sim, market, base = env
+    from finder.cache import _panel
+
+    uni = "KOSPI+KOSDAQ"
+    first = _layout(DIVIDEND_RANGE, uni, True, monkeypatch)
+    n0 = int(sim.stats()["requests"].get("ka10081", 0))
+    again = _layout(DIVIDEND_RANGE, uni, True, monkeypatch)
+    assert int(sim.stats()["requests"].get("ka10081", 0)) == n0
+    assert again.panel is not None and again.panel.panel.id == first.panel.panel.id
+    # damage the data file in place (same size): the load must not serve it
+    path = again.panel.panel.path / "data.npy"
+    raw = bytearray(path.read_bytes())
+    raw[-4096:] = b"\x7f" * 4096
+    path.write_bytes(bytes(raw))
+    _panel._verified.clear()
+    healed = _layout(DIVIDEND_RANGE, uni, True, monkeypatch)
+    assert healed.panel is not None and healed.panel.panel.id != first.panel.panel.id
+    assert int(sim.stats()["requests"].get("ka10081", 0)) == n0
+    for f in first.fields:
+        np.testing.assert_array_equal(healed.fields[f], first.fields[f], err_msg=f)
+    np.testing.assert_array_equal(healed.pos, first.pos)
+    np.testing.assert_array_equal(healed.start, first.start)
+
+
+def test_evaluation_prices_from_the_panel_equal_get_panel(env):
+    """Trades ending with the loaded range are priced from the mapped panel: the rows get_panel serves."""
+    sim, market, base = env
+    codes = sorted(market.listings("KOSPI", pd.Timestamp("2025-10-01")))[:40]
+    prep = prepare_backtest("2025-10-01", "2025-11-28", universe=codes, progress=False)
+    assert prep.range.data.panel is not None
+    timeline = calendar.sessions_in_range("2025-10-01", "2025-11-28")
+    got = prep.range.data.panels(codes, timeline)
+    ref = data.get_panel(codes, len(timeline), timeline[-1], field=["open", "high", "low", "close"])
+    assert got["_missing"] == list(ref["close"].attrs["missing"])
+    for f in ("open", "high", "low", "close"):
+        pd.testing.assert_frame_equal(got[f], ref[f].reindex(timeline), check_names=False)
+
+
+def test_a_code_the_panel_cannot_serve_goes_per_stock_without_rebuilding(env, monkeypatch):
+    """An unknown code in the universe is listed missing; the panel serving the rest is reused, not rebuilt."""
+    sim, market, base = env
+    codes = sorted(market.listings("KOSDAQ", pd.Timestamp("2025-10-01")))[:40] + ["999990"]
+    span = ("2025-10-01", "2025-11-28")
+    slow = _layout(span, codes, False, monkeypatch)
+    fast = _layout(span, codes, True, monkeypatch)
+    n0 = int(sim.stats()["requests"].get("ka10081", 0))
+    again = _layout(span, codes, True, monkeypatch)
+    assert int(sim.stats()["requests"].get("ka10081", 0)) == n0
+    assert "999990" in fast.missing and set(fast.missing) == set(slow.missing) == set(again.missing)
+    assert again.panel.panel.id == fast.panel.panel.id
+    for got in (fast, again):
+        assert list(got.codes) == list(slow.codes)
+        np.testing.assert_array_equal(got.pos, slow.pos)
+        np.testing.assert_array_equal(got.start, slow.start)
+        for f in slow.fields:
+            np.testing.assert_array_equal(got.fields[f], slow.fields[f], err_msg=f)

@@ -15,6 +15,15 @@ per-session path: dates, codes and ranks identical, scores within 1e-9):
   its class.  Nothing is rescaled, so price-level thresholds (``close >=
   2_000``, ``atr(...) >= 50``) compare on each date's own basis and no
   expression needs its scale to be known.
+* **One mapped load for most stocks.**  A stock with no corporate action in
+  (first session, last session] has one class, whose bars are those as of
+  the last session: they come from the stored panel (issue 11,
+  ``finder.cache._panel``), memory-mapped, the same numbers ``get_panel``
+  serves (written first by one ``get_panel`` call when the cache holds no
+  panel that serves them).  Stocks with an action inside the range, and
+  those the panel cannot serve (an action after the last session but before
+  the panel's end, a history changed since the panel was built), are loaded
+  per stock as above.  Both give the same arrays (tested).
 * **The same windows as the reference.**  A per-session scan seeds EMAs
   (and the EMAs inside DEMA, TEMA, MACD), Wilder's smoothing and OBV's level
   at the start of its ``lookback`` window.  Those are linear recursions, so
@@ -94,25 +103,44 @@ class RangeData:
     missing: dict[str, str] = field(default_factory=dict)
     classes: int = 0                        # columns beyond one per stock (corporate actions in the range)
     histories: dict = field(default_factory=dict, repr=False)   # code -> the cache's History (in memory)
+    panel: Any = field(default=None, repr=False)                  # the stored panel's Hit the columns came from
 
     def panels(self, codes: list[str], timeline: pd.DatetimeIndex) -> dict[str, Any] | None:
-        """OHLC panels of ``codes`` on ``timeline``, adjusted as of its last session, from the histories in memory.
+        """OHLC panels of ``codes`` on ``timeline``, adjusted as of its last session, from the bars in memory.
 
-        The very rows ``get_panel(codes, len(timeline), timeline[-1])`` serves
-        (``History.arrays``), without reading the cache again; None when the
-        timeline ends after the loaded range.
+        The very rows ``get_panel(codes, len(timeline), timeline[-1])`` serves:
+        the stored panel's for the stocks it served, ``History.arrays`` for the
+        others, without reading the cache again; None when the timeline ends
+        after the loaded range.
         """
         end = timeline[-1]
-        if end != self.sessions[-1] or not self.histories:
+        if end != self.sessions[-1] or not (self.histories or self.panel is not None):
             return None
+        from ..cache import _panel
         from ..cache._ohlcv import _assemble
 
+        ohlc = ["open", "high", "low", "close"]
         end_d = np.datetime64(end.date(), "D")
-        results = {c: self.histories[c].arrays(end_d, len(timeline), True) for c in codes if c in self.histories}
-        results = {c: r for c, r in results.items() if len(r[0])}
-        panels = _assemble(results, ["open", "high", "low", "close"])
-        out: dict[str, Any] = {f: panels[f].reindex(timeline) for f in panels}
-        out["_missing"] = [c for c in codes if c not in results]
+        hit = self.panel
+        served = set(hit.codes) if hit is not None else set()
+        in_panel = [c for c in codes if c in served]
+        per_stock = {c: self.histories[c].arrays(end_d, len(timeline), True) for c in codes
+                     if c not in in_panel and c in self.histories}
+        per_stock = {c: r for c, r in per_stock.items() if len(r[0])}
+        parts = [_assemble(per_stock, ohlc)] if per_stock else []
+        if in_panel:
+            parts.append(_panel.frames(_panel.Hit(hit.panel, in_panel, hit.data, set(), end_d, len(timeline)), ohlc))
+        have = set(in_panel) | set(per_stock)
+        order = [c for c in codes if c in have]
+        out: dict[str, Any] = {}
+        for f in ohlc:
+            frames = [p[f] for p in parts]
+            if not frames:
+                frames = [_assemble({}, ohlc)[f]]
+            frame = pd.concat(frames, axis=1) if len(frames) > 1 else frames[0]
+            frame = frame.reindex(index=timeline, columns=pd.Index(order, name="code"))
+            out[f] = frame
+        out["_missing"] = [c for c in codes if c not in have]
         return out
 
     @property
@@ -141,6 +169,8 @@ def _histories(codes: list[str], end: pd.Timestamp, count: int, progress: bool) 
         pointers.pop(code, None)
     end_d = np.datetime64(end.date(), "D")
     out, missing = {}, {}
+    if not codes:
+        return out, missing
     bar = None
     if progress:
         from .backtest import _tqdm
@@ -160,14 +190,10 @@ def _histories(codes: list[str], end: pd.Timestamp, count: int, progress: bool) 
     return out, missing
 
 
-def load_range(codes: list[str], sessions: pd.DatetimeIndex, lookback: int, *, progress: bool = False) -> RangeData:
-    """Load every stock once for ``sessions`` (final sessions, ascending) and lay the bars out."""
-    sessions = pd.DatetimeIndex(sessions)
-    S = len(sessions)
-    count = lookback + S
-    hists, missing = _histories(list(codes), sessions[-1], count, progress)
-    sess_d = sessions.values.astype("datetime64[D]")
-    cols: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+def _history_columns(hists: dict, codes: list[str], sess_d: np.ndarray, count: int) -> dict[str, list]:
+    """Per stock, its columns ``(serve, dates, prices, volume+value)``: one per basis class in the range."""
+    S = len(sess_d)
+    out: dict[str, list] = {}
     for code in codes:
         h = hists.get(code)
         if h is None:
@@ -176,47 +202,185 @@ def load_range(codes: list[str], sessions: pd.DatetimeIndex, lookback: int, *, p
         # sessions [a, b) share one basis: no action of this stock falls after a and on or before b-1
         cuts = np.searchsorted(sess_d, ex, "left")
         bounds = np.unique(np.concatenate([[0], cuts, [S]]))
+        cols = []
         for a, b in zip(bounds[:-1], bounds[1:]):
             if b <= a:
                 continue
             dates, prices, volume, value = h.arrays(sess_d[b - 1], count, True)
-            cols.append((code, np.arange(a, b), dates, np.asarray(prices, dtype="float64"),
+            cols.append((np.arange(a, b), dates, np.asarray(prices, dtype="float64"),
                          np.column_stack([np.asarray(volume, dtype="float64"), np.asarray(value, dtype="float64")])))
-    J = len(cols)
-    compact = []
+        out[code] = cols
+    return out
+
+
+@dataclass
+class _PanelBlock:
+    """The stocks a stored panel serves on the range's last basis, in the panel's own (codes, dates) layout."""
+
+    hit: Any                # finder.cache._panel.Hit
+    codes: list[str]        # served here (no corporate action inside the range)
+    x: np.ndarray           # (6, n, hi) float64: open, high, low, close, volume, value
+    present: np.ndarray     # (n, hi) the stock has a bar on that date
+    dates: np.ndarray       # (hi,) datetime64[D]
+
+
+def _panel_block(codes: list[str], sessions: pd.DatetimeIndex, count: int, progress: bool) -> _PanelBlock | None:
+    """The part of ``codes`` a stored panel serves as of the last session (built first when there is none).
+
+    Stocks with a corporate action inside the range (they need one column per
+    basis), or that the panel cannot serve, are left to the per-stock path.
+    None when the panel store is not in use (too few stocks, a read-only cache).
+    """
+    from .. import data
+    from ..cache import _panel
+    from ..cache._store import Store
+
+    if len(codes) < _panel.MIN_CODES:
+        return None
+    store = Store.for_client(data.default_client())
+    if not store.writable:
+        return None
+    store.check_safe()
+    end_d = np.datetime64(sessions[-1].date(), "D")
+    fields = list(_panel.FIELDS)
+    hit = _panel.find(store, codes, end_d, count, True, fields)
+    unserved = len(codes) - (len(hit.codes) + len(hit.as_of)) if hit is not None else len(codes)
+    if hit is None or unserved > max(_panel.MIN_CODES, len(codes) // 20):
+        # No panel yet, or many stocks it cannot serve: get_panel loads those per stock (its requests:
+        # quotes for stocks a session behind, 2 walks per stock when cold) and publishes a panel of them
+        # all.  A few unserved (codes the server does not know, a few refreshed since) just go per stock
+        # below: asking get_panel again on every load would not make a panel serve an unknown code.
+        data.get_panel(codes, count, sessions[-1], field=fields, progress=progress)
+        hit = _panel.find(store, codes, end_d, count, True, fields)
+    if hit is None or not hit.codes:
+        return None
+    _panel.touch(hit)
+    p = hit.panel
+    sess_lo, sess_hi = np.datetime64(sessions[0].date(), "D"), end_d
+    served = [c for c in hit.codes
+              if not ((p.events[p.col[c]] > sess_lo) & (p.events[p.col[c]] <= sess_hi)).any()]
+    hi = int(np.searchsorted(p.dates, end_d, "right"))
+    idx = np.array([p.col[c] for c in served], dtype=np.int64)
+    if len(idx) == len(p.codes) and (idx == np.arange(len(idx))).all():
+        x = np.asarray(hit.data[:, :, :hi])       # the whole panel: a view of the private map
+    else:
+        x = hit.data[:, idx, :hi]                  # a copy of the served rows
+    return _PanelBlock(hit, served, x, ~np.isnan(x[3]), p.dates[:hi])
+
+
+def load_range(codes: list[str], sessions: pd.DatetimeIndex, lookback: int, *, progress: bool = False) -> RangeData:
+    """Load every stock once for ``sessions`` (final sessions, ascending) and lay the bars out.
+
+    Stocks without a corporate action inside the range come from the stored
+    panel (``finder.cache._panel``, memory-mapped): their bars as of the last
+    session are every session's own-basis bars.  The others, and any stock the
+    panel cannot serve, come from their histories, one column per basis class,
+    through ``History.arrays`` (the function ``get_panel(base_dt=d)`` uses).
+    The layout is the same either way (``tests/test_backtest_range.py`` checks
+    that both give identical arrays).
+    """
+    sessions = pd.DatetimeIndex(sessions)
+    codes = list(codes)
+    S = len(sessions)
+    count = lookback + S
+    sess_d = sessions.values.astype("datetime64[D]")
+    block = _panel_block(codes, sessions, count, progress) if _USE_PANELS else None
+    in_block = set(block.codes) if block is not None else set()
+    rest = [c for c in codes if c not in in_block]
+    hists, missing = _histories(rest, sessions[-1], count, progress and len(rest) > 0) if rest else ({}, {})
+    hcols = _history_columns(hists, rest, sess_d, count)
+
+    # column order: the stocks in ``codes`` order, each stock's basis classes together
+    order: list[tuple[str, int]] = []       # (code, number of columns)
+    for code in codes:
+        if code in in_block:
+            order.append((code, 1))
+        elif code in hcols:
+            order.append((code, len(hcols[code])))
+    starts = np.cumsum([0] + [n for _, n in order])
+    colpos = {code: int(st) for (code, _), st in zip(order, starts[:-1])}
+    J = int(starts[-1])
+
+    # valid bars (close > 0, volume > 0) of the panel's stocks: the last ``count`` bars on or before the end
+    if block is not None and block.codes:
+        x, present = block.x, block.present
+        after = np.cumsum(present[:, ::-1], axis=1)[:, ::-1]          # bars at or after each date
+        keep = present & (after <= count)
+        with np.errstate(invalid="ignore"):
+            valid = keep & (x[3] > 0) & (x[4] > 0)
+        vafter = np.cumsum(valid[:, ::-1], axis=1)[:, ::-1]           # valid bars at or after each date
+        nvalid_b = vafter[:, 0] if vafter.shape[1] else np.zeros(len(block.codes), dtype=np.int64)
+    else:
+        nvalid_b = np.zeros(0, dtype=np.int64)
+    compact = {code: [] for code in hcols}
     T = 1
-    for code, serve, dates, prices, vv in cols:
-        c, v = prices[:, 3], vv[:, 0]
-        valid = np.isfinite(c) & (c > 0) & np.isfinite(v) & (v > 0)
-        compact.append(valid)
-        T = max(T, int(valid.sum()))
+    if len(nvalid_b):
+        T = max(T, int(nvalid_b.max()))
+    for code, cols in hcols.items():
+        for serve, dates, prices, vv in cols:
+            c, v = prices[:, 3], vv[:, 0]
+            ok = np.isfinite(c) & (c > 0) & np.isfinite(v) & (v > 0)
+            compact[code].append(ok)
+            T = max(T, int(ok.sum()))
     fields = {f: np.full((T, J), np.nan) for f in FIELDS}
     pos = np.full((S, J), -1, dtype=np.int64)
     start = np.full((S, J), -1, dtype=np.int64)
-    for j, ((code, serve, dates, prices, vv), valid) in enumerate(zip(cols, compact)):
-        n = int(valid.sum())
-        off = T - n
-        for f, k in PRICE.items():
-            fields[f][off:, j] = prices[valid, k]
-        fields["volume"][off:, j] = vv[valid, 0]
-        fields["value"][off:, j] = vv[valid, 1]
-        if len(dates) == 0:
-            continue
-        cv = np.cumsum(valid)
-        rr = np.searchsorted(dates, sess_d[serve])
-        rr_c = np.minimum(rr, len(dates) - 1)
-        ok = (rr < len(dates)) & (dates[rr_c] == sess_d[serve]) & valid[rr_c]
-        lo = np.maximum(rr_c - lookback + 1, 0)
-        sc = np.where(lo > 0, cv[np.maximum(lo - 1, 0)], 0)
-        pc = cv[rr_c] - 1
-        pos[serve[ok], j] = off + pc[ok]
-        start[serve[ok], j] = off + sc[ok]
-    codes_arr = np.array([c[0] for c in cols], dtype=object)
+    codes_arr = np.empty(J, dtype=object)
+
+    if block is not None and block.codes:
+        bcol = np.array([colpos[c] for c in block.codes], dtype=np.int64)
+        codes_arr[bcol] = block.codes
+        jj, kk = np.nonzero(valid)
+        rows = T - vafter[jj, kk]                                      # bottom-aligned
+        for f, k in zip(FIELDS, range(6)):
+            fields[f][rows, bcol[jj]] = x[k][jj, kk]
+        # valid bars among each stock's last ``a`` bars (a = 1..count)
+        kept_total = keep.sum(axis=1)
+        W = np.zeros((len(block.codes), count + 1), dtype=np.int64)
+        kj, kk2 = np.nonzero(keep)
+        W[kj, after[kj, kk2]] = vafter[kj, kk2]
+        di = np.searchsorted(block.dates, sess_d)
+        di_c = np.minimum(di, max(len(block.dates) - 1, 0))
+        on = (di < len(block.dates)) & (block.dates[di_c] == sess_d) if len(block.dates) else np.zeros(S, bool)
+        ok = valid[:, di_c] & on[None, :]                              # (n, S)
+        a_now = after[:, di_c]
+        a_start = np.minimum(a_now + lookback - 1, kept_total[:, None])
+        p_rows = T - vafter[:, di_c]
+        s_rows = T - np.take_along_axis(W, np.clip(a_start, 0, count), axis=1)
+        pos[:, bcol] = np.where(ok, p_rows, -1).T
+        start[:, bcol] = np.where(ok, s_rows, -1).T
+
+    for code, cols in hcols.items():
+        for q, ((serve, dates, prices, vv), valid_h) in enumerate(zip(cols, compact[code])):
+            j = colpos[code] + q
+            codes_arr[j] = code
+            n = int(valid_h.sum())
+            off = T - n
+            for f, k in PRICE.items():
+                fields[f][off:, j] = prices[valid_h, k]
+            fields["volume"][off:, j] = vv[valid_h, 0]
+            fields["value"][off:, j] = vv[valid_h, 1]
+            if len(dates) == 0:
+                continue
+            cv = np.cumsum(valid_h)
+            rr = np.searchsorted(dates, sess_d[serve])
+            rr_c = np.minimum(rr, len(dates) - 1)
+            ok_h = (rr < len(dates)) & (dates[rr_c] == sess_d[serve]) & valid_h[rr_c]
+            lo = np.maximum(rr_c - lookback + 1, 0)
+            sc = np.where(lo > 0, cv[np.maximum(lo - 1, 0)], 0)
+            pc = cv[rr_c] - 1
+            pos[serve[ok_h], j] = off + pc[ok_h]
+            start[serve[ok_h], j] = off + sc[ok_h]
     # the cache's value field never lacks a number on a valid row; keep Bars' fallback anyway
     fv = fields["value"]
-    fields["value"] = np.where(np.isnan(fv), fields["close"] * fields["volume"], fv)
+    gap = np.isnan(fv)
+    fv[gap] = fields["close"][gap] * fields["volume"][gap]
     return RangeData(sessions=sessions, lookback=lookback, codes=codes_arr, fields=fields, pos=pos, start=start,
-                     missing=missing, classes=J - len(hists), histories=hists)
+                     missing=missing, classes=J - len(order), histories=hists,
+                     panel=block.hit if block is not None else None)
+
+
+_USE_PANELS = True   # False: every stock from its history (the layout the panel path is tested against)
 
 
 # --------------------------------------------------------------------------
@@ -254,6 +418,17 @@ def _merge(terms: list) -> list:
 def _lin_add(a: Lin, b: Lin, sign: float) -> Lin:
     terms = list(a.terms) + [(C, sign * psi) for C, psi in b.terms]
     Y = a.Y + b.Y if sign > 0 else a.Y - b.Y
+    return Lin(Y, _merge(terms), max(a.f, b.f))
+
+
+def _lin_add_into(a: Lin, b: Lin, sign: float) -> Lin:
+    """``_lin_add`` writing into ``a.Y``: only for an ``a`` just made and referenced nowhere else."""
+    terms = list(a.terms) + [(C, sign * psi) for C, psi in b.terms]
+    Y = a.Y
+    if sign > 0:
+        Y += b.Y
+    else:
+        Y -= b.Y
     return Lin(Y, _merge(terms), max(a.f, b.f))
 
 
@@ -328,23 +503,36 @@ class RangeScanner:
             ok = self.served & (rows <= d.pos)
             self._lagidx[key] = (np.where(ok, rows, 0) * self.J + self._colidx, ok)
         flat, ok = self._lagidx[key]
-        return np.where(ok, Y.ravel().take(flat), np.nan)
+        out = Y.ravel().take(flat)
+        out[~ok] = np.nan
+        return out
+
+    def _defined(self, lag: int, f: int) -> tuple[np.ndarray, np.ndarray]:
+        """(offset into psi clipped to the window, cells where a series defined from offset ``f`` has a value)."""
+        key = ("defined", lag, f)
+        if key not in self._lagidx:
+            _, m, ok = self._lag(lag)
+            mi = self._lagidx.get(("mi", lag))
+            if mi is None:
+                mi = self._lagidx[("mi", lag)] = np.clip(m, 0, self.L - 1)
+            self._lagidx[key] = (mi, ok & (m >= f))
+        return self._lagidx[key]
 
     def materialize(self, s: Lin, lag: int, snap: bool = False) -> np.ndarray:
         flat, m, ok = self._lag(lag)
+        mi, defined = self._defined(lag, s.f)
         val = s.Y.ravel().take(flat)
         mag = np.abs(val) if snap else None
-        if s.terms:
-            mi = np.clip(m, 0, self.L - 1)
-            for C, psi in s.terms:
-                t = C * psi.take(mi)
-                val = val + t
-                if snap:
-                    mag = mag + np.abs(t)
+        for C, psi in s.terms:
+            t = C * psi.take(mi)
+            val += t                       # val is a fresh array (take), so in place is safe
+            if snap:
+                mag += np.abs(t)
         if snap:
             # cancellation noise of Y + corrections where the window's own recursion is exactly 0
-            val = np.where(np.abs(val) <= 1e-12 * mag, 0.0, val)
-        return np.where(ok & (m >= s.f), val, np.nan)
+            val[np.abs(val) <= 1e-12 * mag] = 0.0
+        val[~defined] = np.nan
+        return val
 
     # -- series (recursions need them) ------------------------------------------
     def series(self, e: Any) -> Lin:
@@ -473,7 +661,8 @@ class RangeScanner:
     # -- linear recursions ------------------------------------------------------
     def _ewm(self, x: Lin, alpha: float) -> Lin:
         Yp = ind._ewm(x.Y, alpha)
-        C0 = self._at(x.Y, x.f) - self._at(Yp, x.f)
+        C0 = self._at(x.Y, x.f)
+        C0 -= self._at(Yp, x.f)
         m = np.arange(self.L)
         psi0 = np.where(m >= x.f, (1.0 - alpha) ** np.maximum(m - x.f, 0), np.nan)
         terms = [(C0, psi0)]
@@ -485,7 +674,8 @@ class RangeScanner:
     def _wilder(self, x: Lin, n: int) -> Lin:
         Wp = ind._wilder(x.Y, n)
         seed = self._at(ind._rolling_sum(x.Y, n) / n, x.f + n - 1)
-        C0 = seed - self._at(Wp, x.f + n - 1)
+        C0 = seed
+        C0 -= self._at(Wp, x.f + n - 1)
         m = np.arange(self.L)
         f1 = x.f + n - 1
         psi0 = np.where(m >= f1, (1.0 - 1.0 / n) ** np.maximum(m - f1, 0), np.nan)
@@ -507,10 +697,12 @@ class RangeScanner:
         if how == "ema":
             return e1
         e2 = self._ewm(e1, alpha)
+        # the scaled copies are new arrays: adding into them saves full-size temporaries (same arithmetic)
         if how == "dema":
-            return _lin_add(_lin_scale(e1, 2.0, "*"), e2, -1.0)
+            return _lin_add_into(_lin_scale(e1, 2.0, "*"), e2, -1.0)
         if how == "tema":
-            return _lin_add(_lin_add(_lin_scale(e1, 3.0, "*"), _lin_scale(e2, 3.0, "*"), -1.0), self._ewm(e2, alpha), 1.0)
+            return _lin_add_into(_lin_add_into(_lin_scale(e1, 3.0, "*"), _lin_scale(e2, 3.0, "*"), -1.0),
+                                 self._ewm(e2, alpha), 1.0)
         raise Unsupported(f"smoothing={how!r}")
 
     # -- cells: the value each session's window holds at a lag -----------------------
@@ -606,13 +798,19 @@ class RangeScanner:
             loss = Lin(np.clip(-d, 0.0, None), [], s.f + 1)
             self._series[key] = (self._smooth(gain, n, p["smoothing"]), self._smooth(loss, n, p["smoothing"]), s.f)
         G, Lo, f = self._series[key]
-        g = np.clip(self.materialize(G, lag, snap=True), 0.0, None)
-        lo = np.clip(self.materialize(Lo, lag, snap=True), 0.0, None)
-        total = g + lo
+        # in place on the fresh arrays materialize returns (each new full-size array costs page faults)
+        g = self.materialize(G, lag, snap=True)
+        np.clip(g, 0.0, None, out=g)
+        lo = self.materialize(Lo, lag, snap=True)
+        np.clip(lo, 0.0, None, out=lo)
+        total = lo
+        total += g                      # both >= 0 or NaN
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.where(total > 0, 100.0 * (g / total), np.where(np.isnan(total), np.nan, 50.0))
-        _, m, ok = self._lag(lag)
-        return np.where(ok & (m >= f), out, np.nan)
+            out = np.divide(g, total, out=g)
+            out *= 100.0
+        out[total == 0] = 50.0          # no move at all; NaN stays NaN
+        out[~self._defined(lag, f)[1]] = np.nan
+        return out
 
     # -- conditions and screens ---------------------------------------------------------
     def condition(self, c: Condition) -> tuple[np.ndarray, np.ndarray]:
