@@ -49,7 +49,11 @@ def get_ohlcv(code: str, count: int = 220, base_dt: Any = None, adjusted: bool =
 
     Same contract as :meth:`KiwoomAPI.get_ohlcv`: ``base_dt=None`` means the
     latest bars (today's live bar included while the market is open); adjusted
-    prices are adjusted as of ``base_dt``.
+    prices are adjusted as of ``base_dt``.  Before the open (KST 09:00) of a
+    session, ``base_dt=None`` or today means the last completed session,
+    adjusted as of that session (no extra request); Kiwoom itself already
+    applies a corporate action taking effect today at that hour, so on an
+    ex-date the two differ until the open.
 
     Example::
 

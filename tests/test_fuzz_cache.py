@@ -201,6 +201,13 @@ class Oracle:
 
     def expected(self, code: str, count: int, base_dt, adjusted: bool, now: _dt.datetime) -> pd.DataFrame:
         day = now.date() if base_dt is None else pd.Timestamp(base_dt).date()
+        today = pd.Timestamp(now.date())
+        # finder's contract (integrator's decision, see get_ohlcv's docstring): before the open of a
+        # session, base_dt=None/today means the last completed session, adjusted as of that session.
+        # Kiwoom already applies today's action then; finder does not (no extra request), so the
+        # oracle for those calls is the simulator's answer for base_dt = the previous session.
+        if now.time() < calendar.OPEN_TIME and calendar.is_session(today) and pd.Timestamp(day) >= today:
+            day = calendar.previous_session(today).date()
         return self.market.bars(code, day, adjusted, now).tail(count)
 
     def tolerance(self, code: str, base_dt, now: _dt.datetime) -> float:

@@ -157,13 +157,19 @@ def test_no_secret_in_an_executed_notebook(sim, creds_env, tmp_path):
 
 
 def test_cache_folder_writable_by_others_is_refused_unless_allowed(sim, sim_market, creds_env, tmp_path, monkeypatch):
+    from finder import _paths
     from finder.analysis.scan import scan
 
+    real_private_group = _paths._private_group
     codes = full_history_codes(sim_market, "2023-01-01", SIM_NOW[:10], 3)
-    for mode in (0o770, 0o707, 0o777):
-        shared = tmp_path / f"shared-{mode:o}"
+    # The rule (issue 10 item 6): group-writable is fine only when the group is the user's private
+    # group; other-writable is refused always.  The private-group check is pinned per case, so the
+    # test does not depend on this machine's accounts.
+    for mode, private in ((0o770, False), (0o707, True), (0o777, True)):
+        shared = tmp_path / f"shared-{mode:o}-{int(private)}"
         shared.mkdir()
         os.chmod(shared, mode)
+        monkeypatch.setattr(_paths, "_private_group", lambda gid, uid, private=private: private)
         monkeypatch.setenv("FINDER_CACHE_DIR", str(shared))
         monkeypatch.delenv("FINDER_ALLOW_SHARED_CACHE", raising=False)
         finder.data.set_default_client(None)
@@ -181,8 +187,20 @@ def test_cache_folder_writable_by_others_is_refused_unless_allowed(sim, sim_mark
         assert not list(shared.rglob("output.pkl"))          # nothing loaded, nothing stored
         monkeypatch.setenv("FINDER_ALLOW_SHARED_CACHE", "1")
         assert len(finder.get_ohlcv(codes[0], 10, "2025-10-01")) == 10
+    # group-writable by the user's own private group (Ubuntu, umask 002): used without the override
+    private_dir = tmp_path / "private-group-770"
+    private_dir.mkdir()
+    os.chmod(private_dir, 0o770)
+    monkeypatch.setattr(_paths, "_private_group", lambda gid, uid: True)
+    monkeypatch.setenv("FINDER_CACHE_DIR", str(private_dir))
+    monkeypatch.delenv("FINDER_ALLOW_SHARED_CACHE", raising=False)
+    finder.data.set_default_client(None)
+    forget_stores()
+    assert len(finder.get_ohlcv(codes[0], 10, "2025-10-01")) == 10
+    assert list(private_dir.rglob("output.pkl"))
+    monkeypatch.setattr(_paths, "_private_group", real_private_group)
     # a folder finder creates itself is owner-only
-    monkeypatch.delenv("FINDER_ALLOW_SHARED_CACHE")
+    monkeypatch.delenv("FINDER_ALLOW_SHARED_CACHE", raising=False)
     fresh = tmp_path / "new" / "cache"
     monkeypatch.setenv("FINDER_CACHE_DIR", str(fresh))
     finder.data.set_default_client(None)

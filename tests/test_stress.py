@@ -1,12 +1,21 @@
-"""A small version of ``bench/stress.py``: 8 processes on one cold cache, real limits, light faults.
+"""A small version of ``bench/stress.py``: 4 processes on one cold cache, real limits, light faults.
 
 The bench's own run (its figures are reported, not asserted) is shortened
-here to at least 24 calls per process (count-based, never a time window)
-on 8 stocks, with a 20/s server limit and the
-processes pacing themselves together at 16/s.  The goals are asserted:
+here to at least 36 calls per process (count-based, never a time window)
+on 8 stocks, with a 20/s server limit and the processes pacing themselves
+together at 16/s.  Four processes prove the cross-process claims as well as
+eight (shared pacing, one token, single-flight misses, prunes racing reads)
+and start in half the time.  The goals are asserted:
 
-* no rate-limit rejection at the server (no 429 storm is injected, so every
-  429 would be a real one);
+* the clients' pacing keeps the server's limit: every request's departure
+  time, all processes merged, fits the server's token bucket (20/s, burst
+  2).  This is the pacing claim itself.  The server's own 429 count also
+  depends on when the server *handles* a request: on a loaded machine the
+  server process can stall ~150 ms and then meet three well-paced requests
+  at once.  So server-side 429s are bounded (at most 2, or 1 % of the
+  requests), every one reached a client and was retried, and no call failed
+  for it; a cross-process pacing bug would be rejected far more often (four
+  processes each pacing alone send 64/s into a 20/s limit);
 * no corrupted or inconsistent result: every result equals the same call
   replayed in one fault-free process (identical, or within the cache's
   documented 1 KRW rounding of rebuilt adjusted prices), and every bar
@@ -34,17 +43,20 @@ def test_stress_small(tmp_path, monkeypatch):
     spec = importlib.util.spec_from_file_location("finder_bench_stress", BENCH)
     stress = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stress)
-    # Count-based, not a time window: each process makes at least 24 calls (its plan's 21st is a
+    # Count-based, not a time window: each process makes at least 36 calls (its plan's 21st is a
     # prune) however slow a busy machine is; 2 s of calls is only what it does beyond that.
-    f = stress.run(seconds=2, procs=8, n_codes=8, server_rate=20.0, client_rate=16.0, faults="light", seed=7,
-                   workdir=tmp_path / "stress", quiet=True, prune_every=stress.PRUNE_EVERY, min_calls=24)
+    f = stress.run(seconds=2, procs=4, n_codes=8, server_rate=20.0, client_rate=16.0, faults="light", seed=7,
+                   workdir=tmp_path / "stress", quiet=True, prune_every=stress.PRUNE_EVERY, min_calls=36)
     print(stress.report(f))
-    assert f["procs"] == 8
-    assert f["calls"] >= 8 * 24
-    assert f["calls_by_kind"].get("prune", 0) >= 8, f["calls_by_kind"]  # one per process at least
+    assert f["procs"] == 4
+    assert f["calls"] >= 4 * 36
+    assert f["calls_by_kind"].get("prune", 0) >= 4, f["calls_by_kind"]  # one per process at least
     assert set(f["calls_by_kind"]) == {"ohlcv", "live", "scan", "panel", "prune"}, f["calls_by_kind"]
     assert f["upstream"].get("ka10081", 0) > 0 and f["minimum"].get("ka10081", 0) > 0
-    assert f["rate_limit_rejections"] == 0 and f["client_saw_429"] == 0
+    assert f["departures"] >= f["upstream_total"], f  # every request the server saw was logged as sent
+    assert f["pacing_violations"] == 0, f["pacing_by_api"]
+    assert f["rate_limit_rejections"] <= max(2, f["upstream_total"] // 100), f["rate_limited_by_api"]
+    assert f["client_saw_429"] == f["rate_limit_rejections"]
     assert f["failed_untyped"] == 0
     assert set(f["failures"]) <= {"AuthenticationError"}, f["failures"]
     assert f["compared"] >= f["calls"] - f["calls_by_kind"]["prune"] - f["failed"]

@@ -28,6 +28,7 @@ from .. import _validate, calendar
 from .._exceptions import InvalidInputError, KiwoomError
 from .._paths import cache_dir
 from ..client import _stats
+from . import _disk
 from ._store import Store
 
 __all__ = ["info", "clear", "prune", "warm", "refresh", "location", "parse_size", "parse_age"]
@@ -108,9 +109,10 @@ def _stocks_on_disk_of(store: Store, codes: list[str]) -> list[str]:
 def info(root: str | os.PathLike | None = None) -> dict[str, Any]:
     """Where the cache is and what it holds, plus this process's hits, misses and upstream requests.
 
-    Keys: ``location``, ``entries``, ``stocks`` (stocks whose history entry is on disk),
-    ``bytes``, ``hits``, ``misses``, ``requests`` (per api-id, this process),
-    ``retries``, ``rate_limited``, ``writable``, ``unsafe``.
+    Keys: ``location``, ``entries`` (joblib entries), ``stocks`` (stocks whose history entry is on
+    disk), ``panels``, ``index_bars``, ``snapshots`` (files of those stores, see ``_disk``),
+    ``bytes`` (all of them, with the pointer index), ``hits``, ``misses``, ``requests`` (per
+    api-id, this process), ``retries``, ``rate_limited``, ``writable``, ``unsafe``.
     """
     path = _root(root)
     store = Store.for_root(path) if path.exists() else None
@@ -119,7 +121,9 @@ def info(root: str | os.PathLike | None = None) -> dict[str, Any]:
         "location": str(path),
         "entries": sum(1 for _ in _entries(path)),
         "stocks": len(_stocks_on_disk(store)) if store else 0,
-        "bytes": _dir_bytes(path / "joblib") + (_dir_bytes(index) if index.is_dir() else 0),
+        **_disk.counts(path),
+        "bytes": (_dir_bytes(path / "joblib") + (_dir_bytes(index) if index.is_dir() else 0)
+                  + _disk.bytes_on_disk(path)),
         "hits": store.stats.hits if store else 0,
         "misses": store.stats.misses if store else 0,
         **{k: v for k, v in _stats.snapshot().items()},
@@ -129,9 +133,12 @@ def info(root: str | os.PathLike | None = None) -> dict[str, Any]:
 
 
 def clear(code: str | None = None, root: str | os.PathLike | None = None) -> int:
-    """Remove every cached bar, or only one stock's (``code``); returns how many entries went.
+    """Remove every cached bar, or only one stock's (``code``); returns how many items went.
 
-    Tokens and pacing state are kept: they are not data.
+    Items: joblib entries, stored panels, index-bar files and day snapshots
+    (``clear()`` removes them all; ``clear(code)`` the stock's entries, the
+    panels holding its column and its quote snapshot).  Tokens and pacing
+    state are kept: they are not data.
     """
     path = _root(root)
     if code is not None:
@@ -141,6 +148,7 @@ def clear(code: str | None = None, root: str | os.PathLike | None = None) -> int
         n = sum(1 for _ in _entries(path))
         shutil.rmtree(path / "joblib", ignore_errors=True)
         shutil.rmtree(path / "finder" / "index", ignore_errors=True)
+        n += _disk.clear_all(path)
         store.forget()
         return n
     code = _validate.code(code)
@@ -171,6 +179,7 @@ def clear(code: str | None = None, root: str | os.PathLike | None = None) -> int
 
             warnings.warn(f"clear({code!r}) also removed {unknown} cache entries whose metadata.json was missing "
                           "or damaged", RuntimeWarning, stacklevel=2)
+        n += _disk.clear_code(path, code)
         store.forget(code)
     return n
 
@@ -241,20 +250,24 @@ def _drop_stale_temporaries(path: Path, now: float) -> int:
 
 
 def prune(max_bytes: Any = None, older_than: Any = None, root: str | os.PathLike | None = None) -> dict[str, int]:
-    """Trim the cache: drop entries unused for ``older_than``, then the least recently used until under ``max_bytes``.
+    """Trim the cache: drop items unused for ``older_than``, then the least recently used until under ``max_bytes``.
 
-    Expired live bars are always dropped, and so are temporary files that a
-    process killed mid-write left behind (older than an hour).  A pruned stock
-    is simply fetched again when next asked for; nothing wrong is ever served.
+    Items are joblib entries and the stores beside them (panels, index bars,
+    day snapshots; see ``_disk``).  Expired live bars and snapshots of past
+    sessions are always dropped, and so are temporary files that a process
+    killed mid-write left behind (older than an hour).  A pruned stock is
+    simply fetched again when next asked for; nothing wrong is ever served.
     Returns counts.
     """
     limit = parse_size(max_bytes) if max_bytes is not None else None
     age = parse_age(older_than) if older_than is not None else None
     path = _root(root)
+    from . import _snapshots
     from ._store import live_ttl
 
     now = time.time()
-    items = []
+    past_snapshots = _snapshots.remove_past(path)  # never served again: not subject to the limits
+    items = []  # (used, size, remove, is_live, mtime, is_entry)
     for entry in _entries(path):
         try:
             st = os.stat(entry / "output.pkl")
@@ -263,36 +276,44 @@ def prune(max_bytes: Any = None, older_than: Any = None, root: str | os.PathLike
         used = max(st.st_atime, st.st_mtime)
         size = _dir_bytes(entry)
         is_live = entry.parent.name == "live"
-        items.append((used, size, entry, is_live, st.st_mtime))
+        items.append((used, size, entry, is_live, st.st_mtime, True))
+    for kind in _disk.KINDS:
+        for item in _disk.items(path, kind):
+            items.append((item.used, item.size, item, False, item.used, False))
     removed = freed = 0
+    entries_removed = 0
 
-    def drop(entry: Path, size: int) -> None:
-        nonlocal removed, freed
-        shutil.rmtree(entry, ignore_errors=True)
+    def drop(target, size: int, is_entry: bool) -> None:
+        nonlocal removed, freed, entries_removed
+        if is_entry:
+            shutil.rmtree(target, ignore_errors=True)
+            entries_removed += 1
+        elif not _disk.remove(target):
+            return
         removed += 1
         freed += size
 
     keep = []
-    for used, size, entry, is_live, mtime in items:
+    for used, size, target, is_live, mtime, is_entry in items:
         if is_live and now - mtime > live_ttl():
-            drop(entry, size)
+            drop(target, size, is_entry)
         elif age is not None and now - used > age:
-            drop(entry, size)
+            drop(target, size, is_entry)
         else:
-            keep.append((used, size, entry))
+            keep.append((used, size, target, is_entry))
     if limit is not None:
-        total = sum(s for _, s, _ in keep)
-        for used, size, entry in sorted(keep):
+        total = sum(k[1] for k in keep)
+        for used, size, target, is_entry in sorted(keep, key=lambda k: k[0]):
             if total <= limit:
                 break
-            drop(entry, size)
+            drop(target, size, is_entry)
             total -= size
     temporaries = _drop_stale_temporaries(path, now)
     store = Store.for_root(path)
-    pointers = _drop_dangling_pointers(store) if removed else 0
+    pointers = _drop_dangling_pointers(store) if entries_removed else 0
     store.forget()
-    return {"removed": removed, "freed_bytes": freed, "kept": len(items) - removed, "temporaries": temporaries,
-            "pointers": pointers}
+    return {"removed": removed + past_snapshots, "freed_bytes": freed, "kept": len(items) - removed,
+            "temporaries": temporaries, "pointers": pointers, "snapshots": past_snapshots}
 
 
 def warm(universe: Any = "KOSPI", count: int = 600, base_dt: Any = None, progress: bool = True,

@@ -114,7 +114,12 @@ def _arrays(store: Store, client, code: str, session: pd.Timestamp, live: bool, 
 
 
 def get_ohlcv(client, code: str, count: int, when: pd.Timestamp | None, adjusted: bool) -> pd.DataFrame:
-    """The cached ``get_ohlcv`` (arguments already validated by the caller)."""
+    """The cached ``get_ohlcv`` (arguments already validated by the caller).
+
+    Before the open of a session, ``when`` None or today resolves to the last
+    completed session, adjusted as of that session (finder's contract; Kiwoom
+    already applies today's action then, finder makes no extra request for it).
+    """
     store = Store.for_client(client)
     if not store.writable:
         store.warn_once("readonly", f"the cache folder {store.root} is not writable; serving data uncached")

@@ -173,6 +173,37 @@ def _remove(store, pid: str, locked: bool = False) -> None:
         _meta_cache.pop((str(base), pid), None)
 
 
+def remove_path(path: Path) -> bool:
+    """Remove one published panel folder under the panel folder's lock (for ``cache.clear``/``prune``)."""
+    path = Path(path)
+    base = path.parent
+    try:
+        with FileLock(str(base / ".lock"), timeout=60):
+            there = path.is_dir()
+            shutil.rmtree(path, ignore_errors=True)
+    except Exception:  # a lock we cannot take: removing a panel is still safe (a reader treats it as a miss)
+        there = path.is_dir()
+        shutil.rmtree(path, ignore_errors=True)
+    with _lock:
+        _meta_cache.pop((str(base), path.name), None)
+    return there
+
+
+def forget_folder(base: Path) -> None:
+    """Drop this process's descriptions of the panels of ``base`` (after the folder was cleared)."""
+    with _lock:
+        for key in [k for k in _meta_cache if k[0] == str(base)]:
+            del _meta_cache[key]
+
+
+def codes_of(path: Path) -> list[str]:
+    """The codes a published panel holds ([] when its description is unreadable)."""
+    try:
+        return [str(c) for c in _unseal((Path(path) / "meta.json").read_bytes())["codes"]]
+    except Exception:
+        return []
+
+
 def panels(store, locked: bool = False) -> list[Panel]:
     """The published panels of the cache folder (a damaged description is removed).
 

@@ -8,10 +8,14 @@ miss is single-flight across processes (a file lock per key), so four
 workers asking at once cost one request.
 
 Guarantees: an error or an empty answer is never stored; files are JSON,
-written atomically and owner-only (nothing here unpickles).  Not
-guaranteed: snapshots of past sessions are never asked for (Kiwoom only
-answers these operations for today), so old files are only removed by
-``clear``.
+written atomically and owner-only (nothing here unpickles).  Bounded: a
+snapshot of a past session is never served again (Kiwoom only answers these
+operations for today), so the first write of a session in a process removes
+every snapshot (and its lock file) of an earlier session, and ``prune``
+does too; months of nightly use keep at most one file per key of the
+current session.  Not guaranteed: a lock file removed while another process
+waits on it may let two processes fetch the same key once (both write the
+same answer atomically).
 
 Layout: ``<cache>/finder/snapshots/<kind>-<key>.json``.
 """
@@ -19,6 +23,7 @@ Layout: ``<cache>/finder/snapshots/<kind>-<key>.json``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -71,7 +76,60 @@ def cached(root: Path, kind: str, key: str, fetch: Callable[[], Any]) -> Any:
         if data:  # never store an empty answer
             write_private_file(path, json.dumps({"session": session, "final": final, "time": time.time(),
                                                  "data": data}, ensure_ascii=False).encode())
-        return data
+    if data:
+        _sweep_once(Path(root), session)
+    return data
+
+
+_swept: set[tuple[str, str]] = set()  # (cache root, session) this process already swept
+
+
+def _sweep_once(root: Path, session: str) -> None:
+    key = (str(root), session)
+    if key not in _swept:
+        _swept.add(key)
+        remove_past(root, session)
+
+
+def remove_past(root: Path, session: str | None = None) -> int:
+    """Remove snapshots of sessions before ``session`` (default: the current one); returns how many."""
+    session = session or current_session()[0]
+    folder = _dir(Path(root))
+    n = 0
+    try:
+        names = [e.name for e in os.scandir(folder) if e.name.endswith(".json")]
+    except OSError:
+        return 0
+    for name in names:
+        path = folder / name
+        entry = _read(path)
+        # An unreadable file is never served either (a miss), so it goes too.
+        if entry is not None and str(entry.get("session", "")) >= session:
+            continue
+        try:
+            path.unlink()
+            n += 1
+        except OSError:
+            continue
+        try:
+            os.unlink(str(path) + ".lock")
+        except OSError:
+            pass
+    return n
+
+
+def remove_key(root: Path, kind: str, key: str) -> int:
+    """Remove one snapshot (e.g. a stock's quote); returns 1 when it was there."""
+    path = _dir(Path(root)) / _SAFE.sub("_", f"{kind}-{key}.json")
+    try:
+        path.unlink()
+    except OSError:
+        return 0
+    try:
+        os.unlink(str(path) + ".lock")
+    except OSError:
+        pass
+    return 1
 
 
 def _read(path: Path) -> dict | None:

@@ -9,6 +9,13 @@ request may leave.  Each request takes the file lock, books the next free
 slot, releases the lock and sleeps until its slot.  Requests therefore leave
 at most ``rate`` per second *between all processes*, evenly spaced.
 
+A request that wakes up late (the process was descheduled past its slot by
+more than half an interval, common on a loaded machine) does not leave late:
+it books a new slot instead, since leaving late would bunch it with the
+requests booked after it, and three such requests close together exceed a
+server's burst even when every slot was booked correctly.  After
+``MAX_REBOOKS`` late wake-ups in a row it leaves anyway (never starved).
+
 Not guaranteed: pacing between machines, or against a server whose clock
 window differs; the client still backs off on a 429.  When the slot files
 cannot be written (a read-only, full or unsafe state folder), this process paces
@@ -29,6 +36,26 @@ from ._state import prepare
 
 log = logging.getLogger("finder.client")
 
+MAX_REBOOKS = 3
+LATE = 0.5  # intervals: a wake-up this late past the slot books a new slot
+
+
+def _paced(book, rate: float) -> float:
+    """Book a slot with ``book() -> slot`` (a ``time.time()``), sleep until it, re-book when woken late.
+
+    Returns the total time slept.
+    """
+    waited = 0.0
+    for attempt in range(MAX_REBOOKS + 1):
+        slot = book()
+        now = time.time()
+        if slot > now:
+            time.sleep(slot - now)
+            waited += slot - now
+        if attempt == MAX_REBOOKS or time.time() - slot <= LATE / rate:
+            return waited
+    return waited
+
 
 class MemoryRateLimiter:
     """Pacing inside one process (used with the in-process simulator)."""
@@ -44,14 +71,14 @@ class MemoryRateLimiter:
     def acquire(self, api_id: str) -> float:
         if not self.rate:
             return 0.0
+        return _paced(lambda: self._book(api_id), self.rate)
+
+    def _book(self, api_id: str) -> float:
         with self._lock:
             now = time.time()
             slot = max(now, self._next.get(api_id, 0.0))
             self._next[api_id] = slot + 1.0 / self.rate
-        wait = slot - now
-        if wait > 0:
-            time.sleep(wait)
-        return wait
+        return slot
 
 
 class FileRateLimiter:
@@ -94,6 +121,9 @@ class FileRateLimiter:
             return self._alone.acquire(api_id)
 
     def _acquire_shared(self, api_id: str) -> float:
+        return _paced(lambda: self._book(api_id), self.rate)
+
+    def _book(self, api_id: str) -> float:
         slot_path, lock_path = self._paths(api_id)
         with FileLock(str(lock_path)):
             now = time.time()
@@ -108,7 +138,4 @@ class FileRateLimiter:
             tmp = slot_path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text(repr(slot + 1.0 / self.rate))
             os.replace(tmp, slot_path)
-        wait = slot - now
-        if wait > 0:
-            time.sleep(wait)
-        return wait
+        return slot
