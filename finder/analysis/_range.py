@@ -162,7 +162,7 @@ def _histories(codes: list[str], end: pd.Timestamp, count: int, progress: bool) 
 
     client = data.default_client()
     store = Store.for_client(client)
-    if not store.usable:
+    if not store.writable:
         raise Unsupported("the cache folder is not usable")
     pointers = _Pointers(store)
     for code in refresh_if_behind(client, codes, end, pointers):

@@ -223,11 +223,6 @@ class Store:
         if self.unsafe and os.environ.get("FINDER_ALLOW_SHARED_CACHE") != "1":
             raise CacheError(f"refusing to load the cache: {self.unsafe}")
 
-    @property
-    def usable(self) -> bool:
-        """The old name of :attr:`writable`, kept only until ``finder/analysis/_range.py`` uses ``writable``."""
-        return self.writable
-
     # -- pointers -----------------------------------------------------------------
     def read_pointer(self, code: str) -> dict | None:
         return self.index.read(code)
