@@ -142,7 +142,7 @@ def monitor():  # any moment at which a call had redirected the process's warnin
     while running[0]:
         if warnings._showwarnmsg_impl is not impl_before or warnings.showwarning is not show_before:
             changed[0] += 1
-        time.sleep(0.0002)
+        time.sleep(0.001)  # sampling: often enough to catch a swap, seldom enough to leave the GIL to the workers
 m = threading.Thread(target=monitor); m.start()
 ts = [threading.Thread(target=work, args=(i,)) for i in range(8)]
 [t.start() for t in ts]; [t.join() for t in ts]
