@@ -61,7 +61,7 @@ print(json.dumps({"digest": digest(frames), "rows": sum(len(f) for f in frames)}
 
 @pytest.mark.slow
 def test_w1_a_restarted_kernel_fetches_nothing(sim, sim_market, cache_dir):
-    codes = full_history_codes(sim_market, "2024-01-01", SIM_NOW[:10], 50)
+    codes = full_history_codes(sim_market, "2024-01-01", SIM_NOW[:10], 20)
     env = {**_env_for(sim, cache_dir), "T_CODES": ",".join(codes), "T_D": D}
     sim.reset_stats()
     first = run_python(_W1, env)
@@ -96,7 +96,7 @@ def _w3(api, codes, days):
 @pytest.mark.slow
 def test_w3_a_60_session_backtest_pattern_costs_at_most_3_requests_per_stock(sim, sim_market, cache_dir, tmp_path):
     days = _sessions_back("2025-11-20", 60)
-    codes = full_history_codes(sim_market, "2024-01-01", SIM_NOW[:10], 100)
+    codes = full_history_codes(sim_market, "2024-01-01", SIM_NOW[:10], 40)
     with client(sim, cache_dir) as api:
         sim.reset_stats()
         frames = _w3(api, codes, days)
@@ -116,7 +116,7 @@ def test_w3_a_60_session_backtest_pattern_costs_at_most_3_requests_per_stock(sim
 
 
 def test_w4_one_new_session_costs_at_most_one_request_per_stock(sim, sim_market, cache_dir, monkeypatch):
-    codes = full_history_codes(sim_market, "2024-01-01", "2025-12-31", 100)
+    codes = full_history_codes(sim_market, "2024-01-01", "2025-12-31", 40)
     with client(sim, cache_dir) as api:
         for c in codes:
             api.get_ohlcv(c, 220)
@@ -155,7 +155,7 @@ def test_w5_four_processes_on_one_cold_cache(make_sim, sim_market, cache_dir, tm
     import sys
 
     days = _sessions_back("2025-11-20", 60)
-    codes = full_history_codes(sim_market, "2024-01-01", SIM_NOW[:10], 40)
+    codes = full_history_codes(sim_market, "2024-01-01", SIM_NOW[:10], 20)
     # A real limit on the server; the processes share one pacing file at 80% of it.
     s = make_sim(rate=50.0, burst=2)
     with client(s, tmp_path / "single", rate=40.0) as api:
@@ -198,7 +198,7 @@ print(json.dumps({"digest": digest([f for fs in out for f in fs])}))
 @pytest.mark.slow
 def test_w6_joblib_parallel_workers_share_the_cache(make_sim, sim_market, cache_dir, tmp_path):
     days = _sessions_back("2025-11-20", 60)
-    codes = full_history_codes(sim_market, "2024-01-01", SIM_NOW[:10], 40)
+    codes = full_history_codes(sim_market, "2024-01-01", SIM_NOW[:10], 20)
     s = make_sim(rate=50.0, burst=2)
     with client(s, tmp_path / "single", rate=40.0) as api:
         single = digest(_w3(api, codes, days))
