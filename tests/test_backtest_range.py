@@ -31,6 +31,8 @@ SAMPLE = next((p for p in (ROOT.parent / "shared" / "data" / "krx_daily_sample.c
 SPLIT_CODE, SPLIT_EX = "171840", pd.Timestamp("2024-05-10")
 SPLIT_RANGE = ("2024-04-26", "2024-05-16")       # the 1:2 split of 171840 and ETF dividends (04-30)
 DIVIDEND_RANGE = ("2024-12-26", "2025-01-08")    # 83 year-end dividends, ex-date 2025-01-02
+# KOSPI and ETFs hold the ranges' dividends and ETF distributions; KOSDAQ would add cost, not cases.
+UNIVERSE = "KOSPI+ETF"
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +92,10 @@ def custom_screen(level: float) -> Screen:
 @pytest.mark.parametrize("span", [SPLIT_RANGE, DIVIDEND_RANGE], ids=["split", "dividends"])
 def test_presets_match_the_per_session_scan(env, preset, span):
     sim, market, base = env
-    prep = prepare_backtest(*span, universe="KOSPI+KOSDAQ+ETF", progress=False)
+    prep = prepare_backtest(*span, universe=UNIVERSE, progress=False)
     assert prep.range.data.classes > 0, "the range must hold corporate actions of scanned stocks"
     got = prep.picks(preset)
-    ref = reference(prep.sessions, "KOSPI+KOSDAQ+ETF", preset)
+    ref = reference(prep.sessions, UNIVERSE, preset)
     assert len(ref) > 0
     assert_same_picks(got, ref)
     # max_picks keeps each session's top ranks, as scan(top=) does
@@ -267,7 +269,7 @@ def _layout(span, universe, use_panels: bool, monkeypatch):
 def test_panel_load_lays_out_the_same_arrays_as_the_histories(env, span, monkeypatch):
     """Stocks served by the stored panel get exactly the columns History.arrays(as of d) gives."""
     sim, market, base = env
-    uni = "KOSPI+KOSDAQ+ETF"
+    uni = UNIVERSE
     slow = _layout(span, uni, False, monkeypatch)
     fast = _layout(span, uni, True, monkeypatch)
     assert slow.panel is None and fast.panel is not None
