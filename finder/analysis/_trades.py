@@ -69,7 +69,7 @@ def evaluate_aligned(picks: pd.DataFrame, index: pd.DatetimeIndex, px: Mapping[s
     (positions, columns, price windows) is computed once and kept there.  The
     caller must not reuse it for other inputs.
     """
-    from .backtest import TRADE_COLUMNS, _trades_frame
+    from .backtest import _trades_frame
 
     cost = cost_bps / 10_000
     last = len(index) - 1
@@ -206,13 +206,7 @@ def evaluate_aligned(picks: pd.DataFrame, index: pd.DatetimeIndex, px: Mapping[s
         "exit_reason": reason.ravel(),
         "held": held.ravel(),
     }
-    df = pd.DataFrame(out, columns=TRADE_COLUMNS)
-    for col in ("date", "entry_date", "exit_date"):
-        df[col] = pd.to_datetime(df[col])
-    for col in ("entry_price", "exit_price", "gross_return", "return", "score", "rank", "held"):
-        df[col] = df[col].astype(float)
-    df["horizon"] = df["horizon"].astype("int64")
-    return df
+    return _trades_frame(out)  # the same columns and dtypes as the per-pick loop's frame
 
 
 def equity_aligned(trades: pd.DataFrame, close: pd.DataFrame, sessions: pd.DatetimeIndex, H: int,

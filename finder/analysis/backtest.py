@@ -385,7 +385,8 @@ def evaluate_trades(picks: pd.DataFrame, prices: Mapping[str, pd.DataFrame], *,
 _PER_PICK_LOOP = False  # True: the per-pick loop above, the reference tests compare the numpy core with
 
 
-def _trades_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def _trades_frame(rows: list[dict[str, Any]] | dict[str, Any]) -> pd.DataFrame:
+    """The trades table from row dicts or from column arrays, with its dtypes fixed in one place."""
     df = pd.DataFrame(rows, columns=TRADE_COLUMNS)
     for col in ("date", "entry_date", "exit_date"):
         df[col] = pd.to_datetime(df[col])

@@ -54,15 +54,7 @@ def _entries(root: Path):
             yield Path(meta_dir)
 
 
-def _dir_bytes(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
-    return total
+_dir_bytes = _disk.tree_bytes
 
 
 def _stocks_on_disk(store: Store) -> list[str]:

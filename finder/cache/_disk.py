@@ -40,7 +40,8 @@ def folder(root: Path, kind: str) -> Path:
     return state_dir(Path(root)) / kind
 
 
-def _tree_bytes(path: Path) -> int:
+def tree_bytes(path: Path) -> int:
+    """Bytes of the files below ``path`` (links not followed; files that vanish meanwhile count 0)."""
     total = 0
     for dirpath, _dirs, files in os.walk(path):
         for f in files:
@@ -65,7 +66,7 @@ def items(root: Path, kind: str) -> list[Item]:
                 if not (e.is_dir(follow_symlinks=False) and _PANEL_ID.match(e.name)):
                     continue
                 st = os.stat(os.path.join(e.path, "meta.json"))
-                out.append(Item(kind, Path(e.path), _tree_bytes(Path(e.path)), max(st.st_atime, st.st_mtime)))
+                out.append(Item(kind, Path(e.path), tree_bytes(Path(e.path)), max(st.st_atime, st.st_mtime)))
             else:
                 if not e.is_file(follow_symlinks=False) or not e.name.endswith((".json", ".npz")):
                     continue
@@ -78,7 +79,7 @@ def items(root: Path, kind: str) -> list[Item]:
 
 def bytes_on_disk(root: Path) -> int:
     """Every byte of the side stores, lock files included."""
-    return sum(_tree_bytes(folder(root, k)) for k in KINDS if folder(root, k).is_dir())
+    return sum(tree_bytes(folder(root, k)) for k in KINDS if folder(root, k).is_dir())
 
 
 def counts(root: Path) -> dict[str, int]:
