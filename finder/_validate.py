@@ -49,10 +49,30 @@ def not_future(date: pd.Timestamp, name: str = "base_dt", original: Any = None) 
     return date
 
 
+# Accepted dates by (type, value, today): a loop of get_ohlcv calls repeats the same base_dt
+# thousands of times, and checking it cost as much as the rest of a warm hit.
+_ACCEPTED: dict = {}
+
+
 def base_dt(value: Any, name: str = "base_dt") -> pd.Timestamp | None:
     """None (meaning "latest"), or a past-or-today date."""
     if value is None:
         return None
+    key = None
+    if isinstance(value, str) or (isinstance(value, pd.Timestamp) and value.tzinfo is None):
+        key = (type(value), value, calendar.state()[0])
+        hit = _ACCEPTED.get(key)
+        if hit is not None:
+            return hit
+    ts = _base_dt(value, name)
+    if key is not None:
+        if len(_ACCEPTED) > 4096:
+            _ACCEPTED.clear()
+        _ACCEPTED[key] = ts
+    return ts
+
+
+def _base_dt(value: Any, name: str) -> pd.Timestamp:
     ts = not_future(calendar.parse_date(value, name), name, value)
     try:
         calendar.session_on_or_before(ts)

@@ -70,14 +70,20 @@ def now() -> _dt.datetime:
     """The current instant in KST, honouring ``FINDER_NOW``."""
     override = os.environ.get("FINDER_NOW")
     if override:
-        try:
-            ts = pd.Timestamp(override)
-        except (ValueError, TypeError) as exc:
-            raise InvalidInputError(f"FINDER_NOW={override!r} is not an ISO timestamp") from exc
-        if ts.tzinfo is None:
-            ts = ts.tz_localize(KST)
-        return ts.to_pydatetime().astimezone(KST)
+        return _override(override)
     return _dt.datetime.now(KST)
+
+
+@functools.lru_cache(maxsize=8)
+def _override(text: str) -> _dt.datetime:
+    # Parsed once per value: every calendar question asks for "now" (datetimes are immutable).
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"FINDER_NOW={text!r} is not an ISO timestamp") from exc
+    if ts.tzinfo is None:
+        ts = ts.tz_localize(KST)
+    return ts.to_pydatetime().astimezone(KST)
 
 
 def today() -> pd.Timestamp:

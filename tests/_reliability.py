@@ -90,6 +90,7 @@ def arm_at(sim, n: int, kind: str, api_id: str = "ka10081", **spec):
 class CacheFiles:
     entries: dict = field(default_factory=dict)   # memoized function name -> [entry folders]
     pointers: list = field(default_factory=list)  # finder/index/<code>.json
+    frames: list = field(default_factory=list)    # finder/frames/<code>.pkl (ready frames)
     temp: list = field(default_factory=list)      # half-written temporaries
 
     def of(self, func: str) -> list[Path]:
@@ -122,6 +123,9 @@ def cache_files(root: Path) -> CacheFiles:
     index = root / "finder" / "index"
     if index.is_dir():
         out.pointers = sorted(index.glob("*.json"))
+    ready = root / "finder" / "frames"
+    if ready.is_dir():
+        out.frames = sorted(ready.glob("*.pkl"))
     for dirpath, _dirs, files in os.walk(root):
         for f in files:
             if f.startswith(".tmp-") or ".pkl." in f or "metadata.json." in f:

@@ -332,6 +332,7 @@ def test_corrupted_entries_are_refetched_with_a_warning(sim, sim_market, cache_d
     with client(sim, cache_dir) as api:
         want = {c: api.get_ohlcv(c, 100, D) for c in codes}
         outputs = sorted((cache_dir / "joblib").rglob("output.pkl"))
+        outputs += sorted((cache_dir / "finder" / "frames").glob("*.pkl"))  # the ready frames too
         for p in outputs:
             data = p.read_bytes()
             p.write_bytes(data[: len(data) // 3])       # truncated pickles everywhere
@@ -346,6 +347,57 @@ def test_corrupted_entries_are_refetched_with_a_warning(sim, sim_market, cache_d
         sim.reset_stats()
         assert all(api.get_ohlcv(c, 100, D).equals(want[c]) for c in codes)
         assert ka10081(sim) == 0  # ...and the cache is whole again
+
+
+def test_ready_frames_missing_or_of_an_older_layout_are_rebuilt_without_requests(make_sim, sim_market, cache_dir,
+                                                                                 monkeypatch):
+    """A cache written before ready frames: its hits are served from the histories, with no request, and
+    write the ready frames; the legacy joblib frame entry a pointer names goes with the stock's next commit."""
+    import json
+
+    from finder.cache import _frames
+    from finder.cache._store import Store
+
+    sim = make_sim()
+    codes = full_history_codes(sim_market, "2024-01-01", SIM_NOW[:10], 3)
+    with client(sim, cache_dir) as api:
+        want = {c: api.get_ohlcv(c, 100, D) for c in codes}
+        latest = api.get_ohlcv(codes[0], 100)
+    ready = cache_dir / "finder" / "frames"
+    assert sorted(p.stem for p in ready.glob("*.pkl")) == sorted(codes)
+    shutil.rmtree(ready)
+    # what an older finder left: a pointer naming a joblib frame entry
+    legacy = cache_dir / "joblib" / "finder" / "cache" / "_memo" / "frame" / ("ab" * 16)
+    legacy.mkdir(parents=True)
+    (legacy / "output.pkl").write_bytes(b"old frame")
+    pointer = cache_dir / "finder" / "index" / f"{codes[0]}.json"
+    data = json.loads(pointer.read_text())
+    pointer.write_text(json.dumps({**data, "frame": "ab" * 16}))
+
+    Store._instances.clear()
+    sim.reset_stats()
+    with client(sim, cache_dir) as api:
+        for c in codes:
+            assert api.get_ohlcv(c, 100, D).equals(want[c])
+        assert ka10081(sim) == 0
+        store = Store.for_client(api)
+        assert sorted(p.stem for p in ready.glob("*.pkl")) == sorted(codes)
+        store.forget()
+        for c in codes:  # now answered by the ready frames: the histories are not loaded
+            assert api.get_ohlcv(c, 100, D).equals(want[c])
+        assert not store._lru and len(store._frames) == len(codes)
+    # the next session: the commit that extends codes[0] removes the legacy entry
+    nxt = f"{calendar.next_session(SIM_NOW[:10]).date()}T20:30:00+09:00"
+    sim.set_now(nxt)
+    monkeypatch.setenv("FINDER_NOW", nxt)
+    Store._instances.clear()
+    with client(sim, cache_dir) as api:
+        moved = api.get_ohlcv(codes[0], 100)
+    assert moved.index[-1] > latest.index[-1]
+    assert not legacy.exists()
+    assert "frame" not in json.loads(pointer.read_text())
+    anchor, _events, _reached, frame = _frames.loads(codes[0], (ready / f"{codes[0]}.pkl").read_bytes())
+    assert str(anchor) == nxt[:10] and frame.iloc[-100:].equals(moved)
 
 
 # -- safety -----------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Bounded growth everywhere: info, clear and prune see the panels, index bars and day snapshots.
+"""Bounded growth everywhere: info, clear and prune see the ready frames, panels, index bars and day snapshots.
 
 Real parts: the real client over real HTTP against the simulator, the real
 cache folder in a temporary directory.  Every count is checked against a
@@ -27,12 +27,14 @@ def _env(monkeypatch, tmp_path):
 
 
 def _on_disk(root: Path) -> dict[str, list[str]]:
-    """What the three side stores hold, listed straight from the disk."""
+    """What the four side stores hold, listed straight from the disk."""
     state = root / "finder"
+    frames = state / "frames"
     panels = state / "panels"
     bars = state / "index_bars"
     snaps = state / "snapshots"
     return {
+        "frames": sorted(p.name for p in frames.iterdir() if p.suffix == ".pkl") if frames.is_dir() else [],
         "panels": sorted(p.name for p in panels.iterdir() if p.is_dir() and (p / "meta.json").is_file())
         if panels.is_dir() else [],
         "index_bars": sorted(p.name for p in bars.iterdir() if p.suffix in (".npz", ".json")) if bars.is_dir() else [],
@@ -73,29 +75,32 @@ def test_info_counts_and_clear_code_see_panels_index_bars_and_snapshots(sim, sim
         _fill(api, codes)
         disk = _on_disk(root)
         assert len(disk["panels"]) == 1 and disk["index_bars"] and len(disk["snapshots"]) == 3, disk
+        assert disk["frames"] == sorted(f"{c}.pkl" for c in codes), disk  # one ready frame per stock
         got = cache.info(root)
         for kind, names in disk.items():
             assert got[kind] == len(names), (kind, got, disk)
-        side = sum(_bytes(root / "finder" / k) for k in ("panels", "index_bars", "snapshots"))
+        side = sum(_bytes(root / "finder" / k) for k in ("frames", "panels", "index_bars", "snapshots"))
         joblib_and_index = _bytes(root / "joblib") + _bytes(root / "finder" / "index")
         assert got["bytes"] == joblib_and_index + side
 
-        # clear(code): the stock's entries, the panel holding its column, its quote
+        # clear(code): the stock's entries, its ready frame, the panel holding its column, its quote
         entries_before = got["entries"]
         n = cache.clear(codes[0], root=root)
         after = _on_disk(root)
         assert after["panels"] == [] and len(after["snapshots"]) == 2
+        assert after["frames"] == [f for f in disk["frames"] if f != f"{codes[0]}.pkl"]
         assert after["index_bars"] == disk["index_bars"]
-        assert n == (entries_before - cache.info(root)["entries"]) + 1 + 1
+        assert n == (entries_before - cache.info(root)["entries"]) + 1 + 1 + 1
 
         # clear(): every item of every store, and the count says so
         _fill(api, codes)
         now = _on_disk(root)
         total = cache.info(root)["entries"] + sum(len(v) for v in now.values())
         assert cache.clear(root=root) == total
-        assert _on_disk(root) == {"panels": [], "index_bars": [], "snapshots": []}
+        assert _on_disk(root) == {"frames": [], "panels": [], "index_bars": [], "snapshots": []}
         got = cache.info(root)
-        assert (got["entries"], got["panels"], got["index_bars"], got["snapshots"], got["bytes"]) == (0, 0, 0, 0, 0)
+        assert (got["entries"], got["frames"], got["panels"], got["index_bars"], got["snapshots"],
+                got["bytes"]) == (0, 0, 0, 0, 0, 0)
 
 
 def test_prune_by_size_trims_the_side_stores_too(sim, sim_market, tmp_path):
@@ -106,12 +111,13 @@ def test_prune_by_size_trims_the_side_stores_too(sim, sim_market, tmp_path):
     with client(sim, root) as api:
         _fill(api, codes)
     items = cache.info(root)
-    n_items = items["entries"] + items["panels"] + items["index_bars"] + items["snapshots"]
+    n_items = items["entries"] + items["frames"] + items["panels"] + items["index_bars"] + items["snapshots"]
     out = cache.prune(max_bytes=0, root=root)
     assert out["removed"] == n_items and out["kept"] == 0, (out, items)
-    assert _on_disk(root) == {"panels": [], "index_bars": [], "snapshots": []}
+    assert _on_disk(root) == {"frames": [], "panels": [], "index_bars": [], "snapshots": []}
     got = cache.info(root)
-    assert (got["entries"], got["stocks"], got["panels"], got["index_bars"], got["snapshots"]) == (0, 0, 0, 0, 0)
+    assert (got["entries"], got["stocks"], got["frames"], got["panels"], got["index_bars"],
+            got["snapshots"]) == (0, 0, 0, 0, 0, 0)
 
 
 def test_snapshots_of_past_sessions_do_not_accumulate(make_sim, sim_market, tmp_path, monkeypatch):

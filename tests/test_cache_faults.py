@@ -98,13 +98,18 @@ def fetch(sim, root, codes, market, **kw) -> tuple[dict, list[str], int]:
     return out, texts, ka10081(sim)
 
 
-def assert_usable(sim, root, codes, market) -> None:
-    """The cache serves everything from disk now, and what it stores is whole."""
+def assert_usable(sim, root, codes, market, walked: list[str] | None = None) -> None:
+    """The cache serves everything from disk now, and what it stores is whole.
+
+    ``walked``: the stocks whose walks must be on disk (default: all of them).
+    """
     _, texts, n = fetch(sim, root, codes, market)
     assert n == 0, f"{n} requests after the repair"
     assert not texts, texts
-    assert assert_walks_complete(root, market) >= 2 * len(codes)
-    assert {p.stem for p in cache_files(root).pointers} >= set(codes)
+    assert assert_walks_complete(root, market) >= 2 * len(codes if walked is None else walked)
+    files = cache_files(root)
+    assert {p.stem for p in files.pointers} >= set(codes)
+    assert {p.stem for p in files.frames if p.is_file() and not p.is_symlink()} >= set(codes)
 
 
 # -- truncated output.pkl ---------------------------------------------------------------------------
@@ -124,8 +129,9 @@ def test_truncated_output_pkl(sim, sim_market, codes, tmp_path):
     want = warm(sim, root, codes, sim_market)
     damaged = entries_of(root, codes[:2])
     assert len(damaged) >= 6                   # at least a raw walk, an adjusted walk and a history each
-    for entry in damaged:
-        p = entry / "output.pkl"
+    ready = [p for p in cache_files(root).frames if p.stem in codes[:2]]
+    assert len(ready) == 2                     # and each stock's ready frame
+    for p in [entry / "output.pkl" for entry in damaged] + ready:
         p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
     got, texts, n = fetch(sim, root, codes, sim_market)
     assert all(got[c].equals(want[c]) for c in codes)
@@ -164,7 +170,9 @@ def test_missing_or_half_written_metadata(damage, sim, sim_market, codes, tmp_pa
     assert codes[0] not in {p.stem for p in cache_files(root).pointers}
     _, _, n = fetch(sim, root, codes, sim_market)              # cleared data is fetched again, correctly
     assert n > 0
-    assert_usable(sim, root, codes, sim_market)
+    # The other stocks' entries went too (nothing told whose they were); their ready frames,
+    # which name their stock, still serve them exactly, without a request.
+    assert_usable(sim, root, codes, sim_market, walked=codes[:1])
 
 
 def test_live_entry_without_metadata_is_refetched_not_trusted(make_sim, sim_market, codes, tmp_path, monkeypatch):
@@ -219,11 +227,13 @@ def test_unreadable_files(sim, sim_market, codes, tmp_path):
     scratch.mkdir()
     want = warm(sim, root, codes, sim_market)
     files = cache_files(root)
-    # every entry of the first two stocks (walks, history, ...), and the pointers of the others
+    # every entry of the first two stocks (walks, history), and the pointers of the others
     entries = entries_of(root, codes[:2])
     assert len(entries) >= 6
     how = {make_unreadable(e / "output.pkl", scratch) for e in entries}
     how |= {make_unreadable(p, scratch) for p in files.pointers if p.stem in codes[2:]}
+    # and every ready frame, so that each stock's next call reads its entries or its pointer
+    how |= {make_unreadable(p, scratch) for p in files.frames}
     assert len(how) == 1, how
     got, texts, n = fetch(sim, root, codes, sim_market)
     assert all(got[c].equals(want[c]) for c in codes)

@@ -77,8 +77,8 @@ def test_daily_extensions_through_a_split_keep_the_entry_count_flat(make_sim, si
             _at(sim, monkeypatch, str(day.date()))
             df = api.get_ohlcv("171840", 220)
             assert len(df) == 220 and df.index[-1] == day
-            counts.append(len(_entries(cache)))
-    # raw walk, adjusted reference, history, frame; after the split one prior reference more
+            counts.append(len(_entries(cache)) + len(list((cache / "finder" / "frames").glob("*.pkl"))))
+    # raw walk, adjusted reference, history, ready frame; after the split one prior reference more
     assert max(counts) <= 5, counts
     assert counts[-1] <= 5 and counts[0] == 4, counts
     # the folded history still answers exactly: compare with the simulator as of a day before the split

@@ -66,10 +66,12 @@ def test_a_planted_pickle_never_runs_from_a_folder_others_can_write(make_sim, si
     marker = tmp_path / "pwned"
     evil = pickle.dumps(_Planted(str(marker)))
     planted = 0
-    for p in (root / "joblib").rglob("output.pkl"):
+    ready = list((root / "finder" / "frames").glob("*.pkl"))
+    assert len(ready) == len(codes)
+    for p in list((root / "joblib").rglob("output.pkl")) + ready:
         p.write_bytes(evil)
         planted += 1
-    assert planted >= 8
+    assert planted >= 8 + len(codes)
     os.chmod(root, 0o777)
 
     def fresh():
@@ -102,15 +104,21 @@ def test_frames_handed_out_never_share_memory_with_the_cache(sim, sim_market, tm
     code = full_history_codes(sim_market, "2024-01-01", "2025-12-31", 1)[0]
     root = tmp_path / "cache"
     with client(sim, root) as api:
-        api.get_ohlcv(code, 50, D)            # cold: builds the history and its frame entry
-        hit = api.get_ohlcv(code, 50, D)      # a hit: sliced from the stored frame
+        api.get_ohlcv(code, 50, D)            # cold: builds the history and its ready frame
         store = Store.for_client(api)
-        full = store._frames[code][3]
-        for col in ("open", "close", "volume"):
-            assert not np.shares_memory(hit[col].to_numpy(), full[col].to_numpy()), col
-        before = api.get_ohlcv(code, 50, D).copy()
-        hit.iloc[0, hit.columns.get_loc("close")] = -1.0
-        assert api.get_ohlcv(code, 50, D).equals(before)
+        rows = len(api.get_ohlcv(code, 600, D))
+        for count in (50, rows):              # a slice of the ready frame, and the whole of it
+            hit = api.get_ohlcv(code, count, D)
+            kept = store._frames[code]
+            assert isinstance(kept, bytes)    # the process keeps bytes, never a frame it hands out
+            again = api.get_ohlcv(code, count, D)
+            for col in ("open", "close", "volume"):
+                assert not np.shares_memory(hit[col].to_numpy(), again[col].to_numpy()), (count, col)
+            before = again.copy()
+            hit.iloc[0, hit.columns.get_loc("close")] = -1.0
+            hit["volume"] = 0
+            assert api.get_ohlcv(code, count, D).equals(before), count
+            assert again.equals(before), count
 
 
 _THREADS = """

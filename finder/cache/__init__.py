@@ -102,7 +102,7 @@ def info(root: str | os.PathLike | None = None) -> dict[str, Any]:
     """Where the cache is and what it holds, plus this process's hits, misses and upstream requests.
 
     Keys: ``location``, ``entries`` (joblib entries), ``stocks`` (stocks whose history entry is on
-    disk), ``panels``, ``index_bars``, ``snapshots`` (files of those stores, see ``_disk``),
+    disk), ``frames``, ``panels``, ``index_bars``, ``snapshots`` (files of those stores, see ``_disk``),
     ``bytes`` (all of them, with the pointer index), ``hits``, ``misses``, ``requests`` (per
     api-id, this process), ``retries``, ``rate_limited``, ``writable``, ``unsafe``.
     """
@@ -127,8 +127,8 @@ def info(root: str | os.PathLike | None = None) -> dict[str, Any]:
 def clear(code: str | None = None, root: str | os.PathLike | None = None) -> int:
     """Remove every cached bar, or only one stock's (``code``); returns how many items went.
 
-    Items: joblib entries, stored panels, index-bar files and day snapshots
-    (``clear()`` removes them all; ``clear(code)`` the stock's entries, the
+    Items: joblib entries, ready frames, stored panels, index-bar files and day snapshots
+    (``clear()`` removes them all; ``clear(code)`` the stock's entries, its ready frame, the
     panels holding its column and its quote snapshot).  Tokens and pacing
     state are kept: they are not data.
     """
@@ -244,7 +244,7 @@ def _drop_stale_temporaries(path: Path, now: float) -> int:
 def prune(max_bytes: Any = None, older_than: Any = None, root: str | os.PathLike | None = None) -> dict[str, int]:
     """Trim the cache: drop items unused for ``older_than``, then the least recently used until under ``max_bytes``.
 
-    Items are joblib entries and the stores beside them (panels, index bars,
+    Items are joblib entries and the stores beside them (ready frames, panels, index bars,
     day snapshots; see ``_disk``).  Expired live bars and snapshots of past
     sessions are always dropped, and so are temporary files that a process
     killed mid-write left behind (older than an hour).  A pruned stock is

@@ -1,7 +1,8 @@
 """What the cache keeps beside the joblib entries, as items ``info``, ``clear`` and ``prune`` can see.
 
-Three stores live in finder's state folder of the cache (``<cache>/finder``):
+Four stores live in finder's state folder of the cache (``<cache>/finder``):
 
+* ``frames/<code>.pkl`` — each stock's ready frame for ``get_ohlcv`` hits (``_frames``), one item per file;
 * ``panels/<id>/`` — stored dates × codes panels (``_panel``), one item per panel;
 * ``index_bars/<code>.npz`` and ``<code>.live.json`` — index bars (``_index_bars``), one item per file;
 * ``snapshots/<kind>-<key>.json`` — the day's ranking and quotes (``_snapshots``), one item per file.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from .._paths import state_dir
 
-KINDS = ("panels", "index_bars", "snapshots")
+KINDS = ("frames", "panels", "index_bars", "snapshots")
 _PANEL_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -68,7 +69,7 @@ def items(root: Path, kind: str) -> list[Item]:
                 st = os.stat(os.path.join(e.path, "meta.json"))
                 out.append(Item(kind, Path(e.path), tree_bytes(Path(e.path)), max(st.st_atime, st.st_mtime)))
             else:
-                if not e.is_file(follow_symlinks=False) or not e.name.endswith((".json", ".npz")):
+                if not e.is_file(follow_symlinks=False) or not e.name.endswith((".json", ".npz", ".pkl")):
                     continue
                 st = e.stat(follow_symlinks=False)
                 out.append(Item(kind, Path(e.path), st.st_size, max(st.st_atime, st.st_mtime)))
@@ -100,7 +101,7 @@ def remove(item: Item) -> bool:
 
 
 def clear_all(root: Path) -> int:
-    """Remove the three side stores; returns how many items they held."""
+    """Remove the side stores; returns how many items they held."""
     n = sum(counts(root).values())
     for k in KINDS:
         shutil.rmtree(folder(root, k), ignore_errors=True)
@@ -111,10 +112,11 @@ def clear_all(root: Path) -> int:
 
 
 def clear_code(root: Path, code: str) -> int:
-    """Remove what holds ``code``: the panels with its column and its quote snapshot; returns the count."""
-    from . import _panel, _snapshots
+    """Remove what holds ``code``: its ready frame, the panels with its column and its quote snapshot;
+    returns the count."""
+    from . import _frames, _panel, _snapshots
 
-    n = 0
+    n = int(_frames.remove(state_dir(Path(root)), code))
     for item in items(root, "panels"):
         if code in _panel.codes_of(item.path) and remove(item):
             n += 1

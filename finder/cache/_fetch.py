@@ -82,21 +82,6 @@ def history_blob(client, code: str, spec: tuple) -> bytes:
     return build(code, raw, adj, extensions, priors).to_bytes()
 
 
-def frame_blob(client, code: str, spec: tuple) -> bytes:
-    """The history's whole adjusted frame, pickled: what a get_ohlcv hit slices.
-
-    Derived from the history entry; kept beside it because unpickling a ready
-    DataFrame is several times cheaper than building one from arrays.
-    """
-    _mark()
-    import pickle
-
-    from . import _store
-
-    hist = _store.Store.for_client(client).load_history(client, code, spec)
-    return pickle.dumps(hist.frame(hist.anchor, len(hist.dates), True), protocol=pickle.HIGHEST_PROTOCOL)
-
-
 def live_from_quote(code: str, session: str, row, when: pd.Timestamp) -> None:
     """Hand a batched quote over as the live entry of ``code`` (stored by the next ``live`` call)."""
     traded = bool(row["traded"]) and pd.Timestamp(row["date"]) == when

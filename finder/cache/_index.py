@@ -2,10 +2,10 @@
 
 A pointer is a small JSON file replaced atomically (write a temporary, then
 rename), so a reader sees the old pointer or the new one, never half of one.
-It records the history's spec (the walks it is built from), joblib's ids of
-the history entry and of its ready frame (for hash-free loads), and a summary
-(anchor, first row, row count, actions) that lets callers decide coverage
-without loading anything.
+It records the history's spec (the walks it is built from), joblib's id of
+the history entry (for a hash-free load), and a summary (anchor, first row,
+row count, actions) that lets callers decide coverage without loading
+anything.
 
 Also here: the "no such stock" markers (``finder/unknown/<code>.json``): a
 code the server called unknown is remembered until the next session, as a
@@ -57,13 +57,12 @@ class PointerIndex:
     def spec(pointer: dict) -> Spec:
         return spec_of(pointer["spec"])
 
-    def write(self, code: str, spec: Spec, history, entry: str | None, frame_entry: str | None) -> None:
+    def write(self, code: str, spec: Spec, history, entry: str | None) -> None:
         data = {
             "version": self.version,
             "code": code,
             "spec": [list(s) for s in spec],
             "entry": entry,  # joblib's id of the history entry, for a hash-free load
-            "frame": frame_entry,
             "events": [str(e) for e in history.events.ex],
             "anchor": str(history.anchor),
             "first": str(history.first) if history.first is not None else None,

@@ -44,8 +44,3 @@ def quote_bar(code, session, version, client=None):
 
     return _fetch.quote_bar(client, code, session)
 
-
-def frame(code, spec, version, client=None):
-    from . import _fetch
-
-    return _fetch.frame_blob(client, code, spec)

@@ -30,13 +30,32 @@ FIELDS = ("open", "high", "low", "close", "volume", "value")
 
 def resolve(when: pd.Timestamp | None) -> tuple[pd.Timestamp, bool]:
     """(session, is_live) for a validated ``base_dt`` (None = latest)."""
-    today, live, final = calendar.state()
+    return _resolve(when)[:2]
+
+
+_RESOLVED: dict = {}
+
+
+def _resolve(when: pd.Timestamp | None) -> tuple[pd.Timestamp, bool, np.datetime64]:
+    """(session, is_live, session as datetime64[D]), remembered per (``when``, calendar state)."""
+    state = calendar.state()
+    key = (when, state)
+    hit = _RESOLVED.get(key)
+    if hit is not None:
+        return hit
+    today, live, final = state
     day = today if when is None else when
     if live is not None and day >= live:
-        return live, True
-    if day >= final:
-        return final, False
-    return calendar.session_on_or_before(day), False
+        out = (live, True, _d(live))
+    elif day >= final:
+        out = (final, False, _d(final))
+    else:
+        session = calendar.session_on_or_before(day)
+        out = (session, False, _d(session))
+    if len(_RESOLVED) > 4096:
+        _RESOLVED.clear()
+    _RESOLVED[key] = out
+    return out
 
 
 def _d(ts: pd.Timestamp) -> np.datetime64:
@@ -124,9 +143,8 @@ def get_ohlcv(client, code: str, count: int, when: pd.Timestamp | None, adjusted
     if not store.writable:
         store.warn_once("readonly", f"the cache folder {store.root} is not writable; serving data uncached")
         return client.fetch_ohlcv(code, count, when, adjusted)
-    session, live = resolve(when)
+    session, live, end = _resolve(when)
     if not live:
-        end = _d(session)
         if adjusted:
             store.check_safe()
             frame = store.frame_fast(code, end, count)
@@ -134,10 +152,13 @@ def get_ohlcv(client, code: str, count: int, when: pd.Timestamp | None, adjusted
                 return frame
             with store._lru_lock:
                 store._frames.pop(code, None)  # stale or unusable: reload after the full path
-        frame = store.ensure(client, code, end, count).frame(end, count, adjusted)
+        hist = store.ensure(client, code, end, count)
+        frame = hist.frame(end, count, adjusted)
         if frame.empty:
             raise StockNotFoundError(f"no daily bars for {code} on or before {session.date()} "
                                      "(not listed yet, or delisted long before)")
+        if adjusted:
+            store.repair_frame(code, hist)  # a cache of an older version, or a damaged ready frame
         return frame
     return bars_frame(*_arrays(store, client, code, session, live, count, adjusted))
 

@@ -54,7 +54,7 @@ from filelock import FileLock
 from .. import calendar
 from .._exceptions import CacheError, KiwoomError, StockNotFoundError
 from .._paths import cache_dir, ensure_private_dir, state_dir, unsafe_reason
-from . import _backend, _fetch, _memo
+from . import _backend, _fetch, _frames, _memo
 from ._history import History, Walk
 from ._index import PointerIndex
 from ._plan import Fetch, Spec, WalkRef, compacted, key, pages, plan, spec_of  # noqa: F401 (pages: re-export)
@@ -63,6 +63,10 @@ log = logging.getLogger("finder.cache")
 
 # The markets whose day's lists decide whether a code with no bars is unknown (see Store._listed_today).
 _LISTED_MARKETS = ("KOSPI", "KOSDAQ", "ETF")
+
+# joblib's id of the memoized frame function that ready frames replaced; pointers of older
+# versions still name such entries, and their next commit removes them.
+_LEGACY_FRAME_FUNC = "finder/cache/_memo/frame"
 
 LIVE_TTL_DEFAULT = 60.0
 # Histories kept in memory per process. Bounded, so a pass over a whole market reuses
@@ -95,6 +99,16 @@ def _seen_recently(value) -> bool:
 def _sessions_after(start: np.datetime64, end: np.datetime64) -> int:
     """Sessions in ``(start, end]``: how many rows lie after ``start`` up to ``end``."""
     return max(calendar.sessions_between_count(pd.Timestamp(start), pd.Timestamp(end)) - 1, 0)
+
+
+def _copy_on_write() -> bool:
+    """Whether pandas copies on write (always from pandas 3; an option in 2.x)."""
+    if _PANDAS_MAJOR >= 3:
+        return True
+    return pd.options.mode.copy_on_write is True
+
+
+_PANDAS_MAJOR = int(pd.__version__.split(".")[0])
 
 
 def _same_history(a: History, b: History) -> bool:
@@ -161,7 +175,8 @@ class Store:
         self.stats = Stats()
         self._lru: OrderedDict = OrderedDict()
         self._lru_lock = threading.Lock()
-        # Whole adjusted frames per stock, for get_ohlcv hits (same bound as the histories).
+        # Ready-frame bytes per stock, for get_ohlcv hits (``_frames``; bytes, so each hit
+        # unpickles its own frame and nothing handed out aliases what is kept).
         self._frames: OrderedDict = OrderedDict()
         # The newest history loaded per stock (weak: the LRU above decides what stays in memory).
         self._latest: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
@@ -176,7 +191,6 @@ class Store:
         self._live = memory.cache(_memo.live, ignore=["client"], cache_validation_callback=_live_is_fresh)
         self._stock_list = memory.cache(_memo.stock_list, ignore=["client"])
         self._quote_bar = memory.cache(_memo.quote_bar, ignore=["client"])
-        self._frame = memory.cache(_memo.frame, ignore=["client"])
 
     # -- safety -----------------------------------------------------------------
     def _probe_writable(self) -> bool:
@@ -227,19 +241,15 @@ class Store:
     def read_pointer(self, code: str) -> dict | None:
         return self.index.read(code)
 
-    def write_pointer(self, code: str, spec: Spec, history: History, entry: str | None, client=None) -> str | None:
-        """Write the stock's pointer (and its ready frame entry first); returns the frame entry's id."""
-        frame_entry = None
-        if entry is not None and client is not None:
-            try:  # the ready adjusted frame that get_ohlcv hits slice (see frame_fast)
-                self._call(self._frame, code, key(spec), _memo.FORMAT_VERSION, client=client)
-                frame_entry = self._frame._get_args_id(code, key(spec), _memo.FORMAT_VERSION)
-            except Exception as exc:  # only a speed-up: without it hits take the array path
-                log.debug("%s: no frame entry (%s)", code, exc)
-        self.index.write(code, spec, history, entry, frame_entry)
+    def write_pointer(self, code: str, spec: Spec, history: History, entry: str | None) -> None:
+        """Write the stock's ready frame (``_frames``), then its pointer."""
+        try:
+            _frames.write(self.state, code, history)
+        except OSError as exc:  # only a speed-up: without it hits take the history path
+            self.cannot_write(f"the ready frame of {code}", exc)  # an older one stays right for what it serves
+        self.index.write(code, spec, history, entry)
         with self._lru_lock:
-            self._frames.pop(code, None)  # the next hit loads the new frame
-        return frame_entry
+            self._frames.pop(code, None)  # the next hit reads the new file
 
     def lock(self, code: str) -> FileLock:
         folder = ensure_private_dir(self.state / "locks")
@@ -287,41 +297,75 @@ class Store:
         return blob
 
     def frame_fast(self, code: str, end: np.datetime64, count: int) -> pd.DataFrame | None:
-        """The hot path of an adjusted get_ohlcv hit: a copy of a slice of the stored frame, or None.
+        """The hot path of an adjusted get_ohlcv hit: the last ``count`` rows on or before ``end`` of the
+        stock's ready frame (``_frames``), or None when it cannot serve them.
 
-        Usable when the pointer's history covers ``end`` and no corporate action
-        lies after ``end`` (then Kiwoom's numbers as of the anchor are the
-        numbers as of ``end``).  The frame handed out is a copy: changing it
-        never changes what later calls return, whatever pandas' copy-on-write mode.
+        Usable when ``end`` is on or before the ready frame's anchor and none of
+        its corporate actions lies after ``end`` (then Kiwoom's numbers as of the
+        anchor are the numbers as of ``end``).  Every hit unpickles its own
+        frame from bytes, so nothing handed out shares memory with what the
+        process keeps, whatever pandas' copy-on-write mode.
         """
         self.check_safe()
-        entry = self._frames.get(code)
-        if entry is None:
-            ptr = self.read_pointer(code)
-            if not ptr or not ptr.get("frame"):
-                return None
+        blob = self._frames.get(code)
+        if blob is None:
             try:
-                full = pickle.loads(self._load_bytes((self._frame.func_id, ptr["frame"])))
-            except CacheError:
-                raise
-            except Exception:
-                return None  # missing or damaged: the full path rebuilds and warns
-            if not isinstance(full, pd.DataFrame):
+                blob = _frames.read(self.state, code)
+            except OSError as exc:  # unreadable: the full path serves it and writes a new one
+                self.warn_once(f"frame:{code}", f"unreadable ready frame of {code} ({type(exc).__name__}); "
+                                                "rebuilding it")
+                _frames.remove(self.state, code)
                 return None
-            events = tuple(np.datetime64(e, "D") for e in ptr.get("events", []))
-            entry = (np.datetime64(ptr["anchor"], "D"), events, bool(ptr.get("reached_start")), full)
+            if blob is None:
+                return None
+            fresh = True
+        else:
+            fresh = False
+        try:
+            anchor, events, reached_start, full = _frames.loads(code, blob)
+        except _frames.OtherFormat:  # a quiet miss: the full path (and its pointer) take over, and rewrite it
             with self._lru_lock:
-                self._frames[code] = entry
+                self._frames.pop(code, None)
+            _frames.remove(self.state, code)
+            return None
+        except Exception as exc:  # damaged: the full path serves and rewrites it
+            self.warn_once(f"frame:{code}", f"damaged ready frame of {code} ({type(exc).__name__}); rebuilding it")
+            with self._lru_lock:
+                self._frames.pop(code, None)
+            _frames.remove(self.state, code)
+            return None
+        if fresh:
+            with self._lru_lock:
+                self._frames[code] = blob
                 if len(self._frames) > _LRU_SIZE:
                     self._frames.popitem(last=False)
-        anchor, events, reached_start, full = entry
         if end > anchor or any(end < e <= anchor for e in events):
             return None
-        hi = int(full.index.searchsorted(pd.Timestamp(str(end)), side="right"))
+        n = len(full)
+        hi = n if end == anchor else int(full.index.searchsorted(pd.Timestamp(str(end)), side="right"))
         if hi == 0 or (hi < count and not reached_start):
             return None  # nothing on or before end (the full path says so), or too few rows here
         self.stats.add(True)
-        return full.iloc[max(0, hi - count):hi].copy()
+        lo = max(0, hi - count)
+        if lo == 0 and hi == n:
+            return full  # unpickled for this call alone
+        part = full.iloc[lo:hi]
+        # Under copy-on-write a slice is safe to hand out; without it, a write into the slice would
+        # warn about (or reach) a parent frame, so it gets its own memory.
+        return part if _copy_on_write() else part.copy()
+
+    def repair_frame(self, code: str, history: History) -> None:
+        """Write the stock's ready frame when it has none (a cache of an older version, a damaged file)."""
+        # (frame_fast removes a damaged one or one of another format, so "there" means usable)
+        if not self.writable or code in self._frames or os.path.exists(_frames.path(self.state, code)):
+            return
+        ptr = self.read_pointer(code)
+        if ptr is None or np.datetime64(ptr["anchor"], "D") != history.anchor:
+            return  # not the pointer's history (another process moved on): its next hit repairs it
+        try:
+            _frames.write(self.state, code, history)
+        except OSError as exc:
+            self.cannot_write(f"the ready frame of {code}", exc)
 
     def forget(self, code: str | None = None) -> None:
         """Drop in-memory histories (all, or one stock's), e.g. after clearing or pruning."""
@@ -561,12 +605,12 @@ class Store:
         if not self.writable:
             return hist
         try:
-            frame_entry = self.write_pointer(code, final, hist, entry, client)
+            self.write_pointer(code, final, hist, entry)
         except OSError as exc:  # full or read-only disk, or a damaged index: the data is still right
             self.cannot_write(f"the index entry of {code}", exc)
             return hist
         self.index.forget_unknown(code)
-        self._drop_superseded(code, old_ptr, spec, fetched, final, entry, frame_entry)
+        self._drop_superseded(code, old_ptr, spec, fetched, final, entry)
         return hist
 
     def _walk_id(self, code: str, ref: WalkRef) -> tuple[str, str]:
@@ -576,8 +620,8 @@ class Store:
                                  _memo.FORMAT_VERSION)
 
     def _drop_superseded(self, code: str, old_ptr: dict | None, spec: Spec, fetched, final: Spec,
-                         entry: str | None, frame_entry: str | None) -> None:
-        """Remove the entries no current pointer needs: old walks, the old history and its frame."""
+                         entry: str | None) -> None:
+        """Remove the entries no current pointer needs: old walks, the old history (and a legacy frame entry)."""
         old_refs = set(spec) | set(fetched)
         if old_ptr is not None:
             try:
@@ -593,8 +637,8 @@ class Store:
         if old_ptr is not None:
             if old_ptr.get("entry") and old_ptr.get("entry") != entry:
                 _backend.clear(self.memory, (self._history.func_id, old_ptr["entry"]))
-            if old_ptr.get("frame") and old_ptr.get("frame") != frame_entry:
-                _backend.clear(self.memory, (self._frame.func_id, old_ptr["frame"]))
+            if old_ptr.get("frame"):  # written by finder before ready frames (``_frames``) replaced them
+                _backend.clear(self.memory, (_LEGACY_FRAME_FUNC, old_ptr["frame"]))
 
     @contextlib.contextmanager
     def _single_flight(self, code: str):
