@@ -5,7 +5,9 @@ rename), so a reader sees the old pointer or the new one, never half of one.
 It records the history's spec (the walks it is built from), joblib's id of
 the history entry (for a hash-free load), and a summary (anchor, first row,
 row count, actions) that lets callers decide coverage without loading
-anything.
+anything, plus the history's last ``TAIL`` bars adjusted as of its anchor
+(``tail``), from which a stored panel is carried forward a session without
+loading the history (``_panel.extend``).
 
 Also here: the "no such stock" markers (``finder/unknown/<code>.json``): a
 code the server called unknown is remembered until the next session, as a
@@ -20,11 +22,15 @@ prune may have removed it; loading it is then a miss).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Callable
 
 from .._paths import write_private_file
 from ._plan import Spec, spec_of
+
+
+TAIL = 5  # bars kept in the pointer: enough to carry a panel over a few missed sessions
 
 
 class PointerIndex:
@@ -53,6 +59,34 @@ class PointerIndex:
             return None
         return data
 
+    def read_stamped(self, code: str) -> tuple[dict | None, list[int] | None]:
+        """The pointer and the identity of the file it was read from (``_panel.signature``'s form).
+
+        Both come from one open file, so the identity is that of the content read
+        even when another process replaces the pointer meanwhile.
+        """
+        try:
+            fd = os.open(f"{self.folder}{os.sep}{code}.json", os.O_RDONLY)  # a string: this runs per stock
+        except FileNotFoundError:
+            return None, None
+        except OSError:
+            return self.read(code), None  # unreadable: read() warns; no identity to trust
+        try:
+            st = os.fstat(fd)
+            with os.fdopen(fd, "rb") as fh:
+                fd = -1
+                raw = fh.read()
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return self.read(code), None
+        if not isinstance(data, dict) or data.get("version") != self.version:
+            return self.read(code), None
+        return data, [st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size]
+
     @staticmethod
     def spec(pointer: dict) -> Spec:
         return spec_of(pointer["spec"])
@@ -68,6 +102,7 @@ class PointerIndex:
             "first": str(history.first) if history.first is not None else None,
             "rows": int(len(history.dates)),
             "reached_start": history.reached_start,
+            "tail": _tail(history),
         }
         write_private_file(self.path(code), json.dumps(data).encode())
 
@@ -104,3 +139,14 @@ class PointerIndex:
             self.unknown_path(code).unlink()
         except FileNotFoundError:
             pass
+
+
+def _tail(history) -> dict:
+    """The last ``TAIL`` bars as of the anchor: dates and [open, high, low, close, volume, value] rows."""
+    n = min(TAIL, len(history.dates))
+    if n == 0:
+        return {"dates": [], "bars": []}
+    adj, vol, val = history.adj[-n:], history.adj_volume[-n:], history.value[-n:]
+    return {"dates": [str(d) for d in history.dates[-n:]],
+            "bars": [[float(a[0]), float(a[1]), float(a[2]), float(a[3]), int(v), int(x)]
+                     for a, v, x in zip(adj, vol, val)]}

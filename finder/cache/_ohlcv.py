@@ -218,7 +218,7 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
         if hit is not None and len(hit.codes) == len(code_list):
             _panel.touch(hit)
             return _finish(_panel.frames(hit, fields), {}, session, live, fields, single,
-                           {"served": len(code_list), "per_stock": 0, "built": False})
+                           {"served": len(code_list), "carried": 0, "per_stock": 0, "built": False})
     served = set(hit.codes) if hit is not None else set()
     rest = [c for c in code_list if c not in served]
     # --- end of the panel store's entry; the per-stock path below serves the rest ---
@@ -242,6 +242,16 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
     results: dict[str, tuple] = {}
     missing: dict[str, str] = {}
     parts: dict[str, _panel.Part] = {}
+    if use_panels and rest:
+        # After a refresh no panel reaches the new session, but an older one plus each pointer's
+        # newest bars is the new panel for every stock without a new corporate action (_panel.extend).
+        parts = _panel.extend(store, rest, _d(session), count, adjusted, pointers.stamped)
+        for code, pt in parts.items():
+            results[code] = (pt.dates[-count:], pt.prices[-count:], pt.volume[-count:], pt.value[-count:])
+        if parts:
+            log.info("get_panel: %d of %d stocks carried forward from a stored panel", len(parts), len(rest))
+            rest = [c for c in rest if c not in parts]
+    carried = len(parts)
     show = progress if progress is not None else len(rest) > 1
     bar = None
     if show and rest:
@@ -310,6 +320,7 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
                                _d(session), count, adjusted, upto=pend)
 
         new = None
+        parts = {c: parts[c] for c in code_list if c in parts}  # request order: then the answer is the file
         try:
             new = _panel.build(store, parts, _d(session), count, adjusted, reload)
         except (OSError, KiwoomError) as exc:  # only a speed-up: the answer is already complete
@@ -320,10 +331,10 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
             # assembling the per-stock rows a second time; they are this call's own, so no aliasing).
             fresh = _panel.Hit(new[0], list(results), new[1], set(), _d(session), count)
             return _finish(_panel.frames(fresh, fields), missing, session, live, fields, single,
-                           {"served": len(served), "per_stock": len(rest), "built": True})
+                           {"served": len(served), "carried": carried, "per_stock": len(rest), "built": True})
     panels = _assemble(results, fields)
     return _finish(panels, missing, session, live, fields, single,
-                   {"served": len(served), "per_stock": len(rest), "built": built})
+                   {"served": len(served), "carried": carried, "per_stock": len(rest), "built": built})
 
 
 def hit_as_of(hit) -> set:
@@ -355,16 +366,26 @@ def _int_where_complete(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 class _Pointers(dict):
-    """Pointers read at most once per call (``get`` reads on first use)."""
+    """Pointers read at most once per call (``get`` reads on first use), with the identity of the file
+    each was read from (``stamped``, for carrying a panel forward)."""
 
     def __init__(self, store: Store) -> None:
         super().__init__()
         self.store = store
+        self.stamps: dict[str, list[int] | None] = {}
 
     def get(self, code: str, default=None):  # noqa: D401 - dict API
         if code not in self:
-            self[code] = self.store.read_pointer(code)
+            self[code], self.stamps[code] = self.store.index.read_stamped(code)
         return dict.get(self, code, default)
+
+    def stamped(self, code: str) -> tuple[dict | None, list[int] | None]:
+        ptr = self.get(code)
+        return ptr, self.stamps.get(code)
+
+    def pop(self, code: str, default=None):  # noqa: D401 - dict API
+        self.stamps.pop(code, None)
+        return dict.pop(self, code, default)
 
 
 def _covered(store: Store, code: str, end: np.datetime64, count: int, pointers: "_Pointers") -> bool:

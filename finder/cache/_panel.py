@@ -43,7 +43,11 @@ Guarantees:
   (default 6) are kept, least recently used removed first.
 
 Not guaranteed: live (today's) bars are never stored in a panel; requests for
-fewer than ``MIN_CODES`` stocks neither use nor write one.
+fewer than ``MIN_CODES`` stocks neither use nor write one.  Frames handed out
+map the file: finder never writes into a published file (it publishes new
+ones and unlinks old ones, which mapped frames survive), but a file changed
+in place by something else shows through frames already handed out, and one
+truncated under them faults on access, as with any memory map.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -419,8 +424,8 @@ def part(sig: list[int] | None, hist, end: np.datetime64, count: int, adjusted: 
 
 def build(store, parts: dict[str, Part], end: np.datetime64, count: int, adjusted: bool,
           reload) -> tuple[Panel, np.ndarray] | None:
-    """Publish the panel of ``parts`` (request order); (panel, its data in memory), or None when too few
-    stocks or the folder refuses.
+    """Publish the panel of ``parts`` (request order); (panel, a private map of its data), or None when
+    too few stocks or the folder refuses.
 
     The panel ends at the oldest anchor (>= ``end``).  A stock whose history
     reaches further is cut there; if a corporate action of it lies after that
@@ -445,14 +450,18 @@ def build(store, parts: dict[str, Part], end: np.datetime64, count: int, adjuste
     if len(names) < MIN_CODES:
         return None
     all_dates = np.unique(np.concatenate([parts[c].dates for c in names]))
-    data = np.full((len(FIELDS), len(names), len(all_dates)), np.nan)
-    for j, c in enumerate(names):
-        p = parts[c]
-        rows = np.searchsorted(all_dates, p.dates)
-        for k in range(4):
-            data[k, j, rows] = p.prices[:, k]
-        data[4, j, rows] = p.volume
-        data[5, j, rows] = p.value
+    shape = (len(FIELDS), len(names), len(all_dates))
+
+    def fill(data: np.ndarray) -> None:
+        data[...] = np.nan
+        for j, c in enumerate(names):
+            p = parts[c]
+            rows = np.searchsorted(all_dates, p.dates)
+            for k in range(4):
+                data[k, j, rows] = p.prices[:, k]
+            data[4, j, rows] = p.volume
+            data[5, j, rows] = p.value
+
     meta = {
         "version": VERSION,
         "adjusted": bool(adjusted),
@@ -464,12 +473,109 @@ def build(store, parts: dict[str, Part], end: np.datetime64, count: int, adjuste
         "full": [parts[c].full for c in names],
         "rows": [int(len(parts[c].dates)) for c in names],
         "last_event": [_last_event(parts[c].events, pend) for c in names],
-        "shape": list(data.shape),
-        "crc": [zlib.crc32(data[k]) for k in range(len(FIELDS))],
+        "shape": list(shape),
         "built": time.time(),
     }
-    panel = _publish(store, data, meta)
-    return (panel, data) if panel is not None else None
+    panel = _publish(store, shape, fill, meta)
+    if panel is None:
+        return None
+    data = _open(store, panel, list(FIELDS))  # a private map of what was just written
+    return (panel, data) if data is not None else None
+
+
+def extend(store, codes: list[str], end: np.datetime64, count: int, adjusted: bool,
+           read: Callable[[str], tuple[dict | None, list[int] | None]] | None = None) -> dict[str, Part]:
+    """Parts at ``end`` for the stocks an older panel holds, carried forward by their pointers' tails.
+
+    After a refresh every pointer has moved, so no panel serves the new
+    session, and rebuilding one from 2,500 histories costs seconds.  But a
+    stock's bars up to the old panel's end are unchanged unless a corporate
+    action changed their adjustment, and its pointer holds its newest bars
+    (``_index.TAIL``).  So a stock's column is the old column plus the tail's
+    bars after the old end when:
+
+    * its pointer reaches ``end`` and its tail holds every bar after the old end;
+    * its actions up to the old end are the ones the panel was built with, and
+      none lies after the old end (then values as of the old end, as of ``end``
+      and as of the anchor agree);
+    * the result still holds ``count`` bars, or all of the stock's bars.
+
+    Each column keeps the old column's depth (a sliding window), so a panel
+    refreshed every night stays the same size.  The parts carry the identity
+    of the pointer their tail was read from.  Stocks that do not qualify are
+    left out (the per-stock path serves them).  ``read(code)`` gives a
+    stock's pointer and its file's identity (default: read it now).
+    """
+    if len(codes) < MIN_CODES:
+        return {}
+    best = None
+    for p in panels(store):
+        if p.adjusted != adjusted or p.end >= end:
+            continue
+        n_in = sum(1 for c in codes if c in p.col)
+        if n_in >= MIN_CODES and (best is None or (n_in, p.end, p.built) > best[0]):
+            best = ((n_in, p.end, p.built), p)
+    if best is None:
+        return {}
+    p = best[1]
+    data = _open(store, p, list(FIELDS))
+    if data is None:
+        return {}
+    read = read or store.index.read_stamped
+    base = data.view(np.ndarray)  # plain array views: slicing a memmap costs more than the copy
+    present = ~np.isnan(base[3])   # (codes, dates): where each stock has a bar
+    known = [[str(e) for e in ev] for ev in p.events]
+    old_end, new_end = str(p.end), str(end)
+    out: dict[str, Part] = {}
+    for c in codes:
+        j = p.col.get(c)
+        if j is None:
+            continue
+        ptr, sig = read(c)
+        if ptr is None or sig is None:
+            continue
+        got = _carried(p, j, base, present[j], known[j], ptr, sig, old_end, new_end, count)
+        if got is not None:
+            out[c] = got
+    return out
+
+
+def _carried(p: Panel, j: int, data: np.ndarray, present: np.ndarray, known: list[str], ptr: dict,
+             sig: list[int], old_end: str, end: str, count: int) -> Part | None:
+    """Stock ``j`` of panel ``p`` carried to ``end`` by its pointer's tail, or None (see :func:`extend`).
+
+    Dates are compared as ISO strings (their order is the dates' order): this runs once per stock.
+    """
+    try:
+        anchor = ptr["anchor"]
+        tail = ptr["tail"]
+        tail_dates = tail["dates"]
+        events = ptr.get("events", [])
+        rows = int(ptr["rows"])
+    except (KeyError, TypeError, ValueError):
+        return None  # a pointer of an older finder (no tail): per stock
+    if anchor < end or any(old_end < e <= anchor for e in events):
+        return None
+    if sorted(e for e in events if e <= old_end) != sorted(e for e in known if e <= old_end):
+        return None  # an action the panel does not know of: its adjusted values changed
+    if len(tail_dates) < rows and (not tail_dates or tail_dates[0] > old_end):
+        return None  # bars after the old end that the tail does not hold
+    old_rows = int(present.sum())
+    if old_rows == 0:
+        return None
+    new = [i for i, d in enumerate(tail_dates) if old_end < d <= end]
+    dates = p.dates[present]
+    values = data[:, j, present].T  # (rows, 6), a copy
+    if new:
+        dates = np.concatenate([dates, np.array([tail_dates[i] for i in new], dtype="datetime64[D]")])
+        values = np.concatenate([values, np.array([tail["bars"][i] for i in new], dtype="float64").reshape(-1, 6)])
+    keep = min(len(dates), max(count, old_rows))
+    full = bool(p.full[j]) and keep == len(dates)
+    if keep < count and not full:
+        return None  # too shallow for this request: the per-stock path reads deeper
+    dates, values = dates[-keep:], values[-keep:]
+    return Part(list(sig), np.datetime64(end, "D"), dates, values[:, :4], values[:, 4], values[:, 5], full,
+                np.array(events, dtype="datetime64[D]"))
 
 
 def _seal(meta: dict) -> bytes:
@@ -491,17 +597,31 @@ def _last_event(events: np.ndarray, end: np.datetime64) -> str | None:
     return str(before.max()) if len(before) else None
 
 
-def _publish(store, data: np.ndarray, meta: dict) -> Panel | None:
+def _publish(store, shape: tuple[int, int, int], fill: Callable[[np.ndarray], None], meta: dict) -> Panel | None:
+    """Write a panel's data (``fill`` writes it into the file's map) and description, then publish both.
+
+    The data is written straight into the file's pages (one 70 MB write, not an
+    array in memory and a copy of it), after the file's blocks are allocated:
+    a full disk then fails here with ENOSPC instead of killing the process with
+    SIGBUS on a write into the map.
+    """
     base = ensure_private_dir(folder(store))
     pid = uuid.uuid4().hex
     tmp = base / f".tmp-{pid}"
     try:
         ensure_private_dir(tmp)
-        fd = os.open(tmp / "data.npy", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            np.lib.format.write_array(fh, data, allow_pickle=False)
-            fh.flush()
-            st = os.fstat(fh.fileno())
+        path = tmp / "data.npy"
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        data = np.lib.format.open_memmap(path, mode="w+", dtype="float64", shape=shape)
+        try:
+            if hasattr(os, "posix_fallocate"):  # Linux; elsewhere a full disk may fault the write instead
+                with open(path, "r+b") as fh:
+                    os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+            fill(data)
+            meta["crc"] = [zlib.crc32(data[k]) for k in range(len(FIELDS))]
+        finally:
+            del data  # the last reference: unmapped now
+        st = os.stat(path)
         meta["stamp"] = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
         fd = os.open(tmp / "meta.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
