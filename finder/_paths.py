@@ -54,6 +54,18 @@ def cache_dir() -> Path:
     return _checkout_cache_dir() or _user_cache_dir()
 
 
+def user_state_dir() -> Path:
+    """finder's per-user state folder: ``FINDER_STATE_DIR`` if set, else the platform's user state folder
+    (e.g. ``~/.local/state/finder``).  Tokens, pacing slots and the KRX session list live here, shared by
+    every cache folder of the user."""
+    env = os.environ.get("FINDER_STATE_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("finder", appauthor=False))
+
+
 def state_dir(root: Path | None = None) -> Path:
     """finder's own small state (locks, token, rate-limit slots, stock pointers) inside the cache folder."""
     return (root or cache_dir()) / "finder"

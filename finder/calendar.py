@@ -116,10 +116,10 @@ def _cal() -> Any:
 def _sessions_file(end_year: int):
     from importlib.metadata import version
 
-    from ._paths import state_dir
+    from ._paths import user_state_dir
 
     try:
-        return state_dir() / "calendar" / f"XKRX-{_CAL_START}-{end_year}-{version('exchange_calendars')}.npy"
+        return user_state_dir() / "calendar" / f"XKRX-{_CAL_START}-{end_year}-{version('exchange_calendars')}.npy"
     except Exception:
         return None
 
@@ -127,8 +127,8 @@ def _sessions_file(end_year: int):
 @functools.lru_cache(maxsize=4)
 def _sessions_array(end_year: int) -> np.ndarray:
     # Building XKRX takes about two seconds, paid by every new process (each notebook kernel,
-    # each joblib worker). The cache keeps the session list (see save_sessions), keyed by the
-    # exchange_calendars version, so that cost is paid once per machine.
+    # each joblib worker). The user's state folder keeps the session list (see save_sessions),
+    # keyed by the exchange_calendars version, so that cost is paid once per user and machine.
     path = _sessions_file(end_year)
     if path is not None and path.is_file():
         try:
@@ -141,7 +141,8 @@ def _sessions_array(end_year: int) -> np.ndarray:
 
 
 def save_sessions() -> None:
-    """Keep the session list in the cache folder for the next process (called by the cache, not on reads).
+    """Keep the session list in the user's state folder for the next process (called by the cache, not on
+    reads), whatever cache folder that process uses.
 
     Only the cache writes it, so validating an argument never leaves a file behind.
     """
@@ -157,7 +158,7 @@ def save_sessions() -> None:
         np.save(tmp, _sessions_array(end_year), allow_pickle=False)
         os.replace(tmp, path)
     except OSError:
-        pass  # a read-only cache folder only costs the rebuild next time
+        pass  # a read-only state folder only costs the rebuild next time
 
 
 def _sessions() -> np.ndarray:

@@ -12,9 +12,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import httpx
+
 import pytest
 
 SIM_NOW = "2025-11-28T20:30:00+09:00"
@@ -66,10 +68,43 @@ class KiwoomHTTP:
         self.http.close()
 
 
+@pytest.fixture(scope="session")
+def _krx_session_lists(tmp_path_factory) -> dict[int, Path]:
+    """The XKRX session lists finder keeps in the state folder, built once per test process.
+
+    Building the XKRX calendar costs a new process about two seconds; finder keeps the
+    result in the user's state folder, but every test gets a fresh state folder, so
+    without this each of the suite's subprocesses would build it again.
+    """
+    import numpy as np
+
+    from finder import calendar
+
+    folder = tmp_path_factory.mktemp("krx")
+    out = {}
+    for end_year in (2026, 2027):  # FINDER_NOW in 2025 and the wall clock in 2026 (one year ahead)
+        path = folder / f"{end_year}.npy"
+        np.save(path, calendar._sessions_array(end_year), allow_pickle=False)
+        out[end_year] = path
+    return out
+
+
 @pytest.fixture(autouse=True)
-def _finder_state_dir(tmp_path_factory, monkeypatch):
-    """Tokens and pacing slots in a fresh tmp folder per test: never the user's real state folder."""
+def _finder_state_dir(tmp_path_factory, monkeypatch, _krx_session_lists):
+    """Tokens and pacing slots in a fresh tmp folder per test: never the user's real state folder.
+
+    It holds the session lists built once per test process (see ``_krx_session_lists``).
+    """
+    import shutil
+
+    from finder import calendar
+
     monkeypatch.setenv("FINDER_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+    for end_year, src in _krx_session_lists.items():
+        dest = calendar._sessions_file(end_year)
+        if dest is not None:
+            dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
 
 
 @pytest.fixture(scope="session")

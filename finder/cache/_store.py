@@ -53,7 +53,7 @@ from filelock import FileLock
 
 from .. import calendar
 from .._exceptions import CacheError, KiwoomError, StockNotFoundError
-from .._paths import cache_dir, ensure_private_dir, state_dir, unsafe_reason
+from .._paths import ensure_private_dir, state_dir, unsafe_reason
 from . import _backend, _fetch, _frames, _memo
 from ._history import History, Walk
 from ._index import PointerIndex
@@ -170,7 +170,7 @@ class Store:
         self._warned: set[str] = set()
         self.index = PointerIndex(self.state, _memo.FORMAT_VERSION, self.warn_once)
         self.writable = self._probe_writable()
-        if self.writable and self.root == Path(cache_dir()).resolve():
+        if self.writable:
             calendar.save_sessions()  # spares the next process the XKRX build
         self.stats = Stats()
         self._lru: OrderedDict = OrderedDict()

@@ -29,9 +29,8 @@ import os
 import stat
 from pathlib import Path
 
-import platformdirs
 
-from .._paths import ensure_private_dir
+from .._paths import ensure_private_dir, user_state_dir
 
 __all__ = ["state_root", "key_folder", "unsafe_reason"]
 
@@ -40,10 +39,7 @@ ENV = "FINDER_STATE_DIR"
 
 def state_root() -> Path:
     """The per-user state folder: ``FINDER_STATE_DIR`` if set, else the platform's user state folder."""
-    env = os.environ.get(ENV)
-    if env:
-        return Path(env).expanduser().resolve()
-    return Path(platformdirs.user_state_dir("finder", appauthor=False))
+    return user_state_dir()
 
 
 def key_folder(base_url: str, app_key: str, root: Path | None = None) -> Path:
