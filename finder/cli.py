@@ -73,6 +73,8 @@ def _print_info(info: dict) -> None:
     print(f"location      {info['location']}")
     print(f"stocks        {info['stocks']}")
     print(f"entries       {info['entries']}")
+    print(f"beside them   {info.get('frames', 0)} ready frames, {info.get('panels', 0)} panels, "
+          f"{info.get('index_bars', 0)} index-bar files, {info.get('snapshots', 0)} snapshots")
     print(f"size          {_fmt_bytes(info['bytes'])}")
     print(f"writable      {'yes' if info['writable'] else 'no'}")
     if info.get("unsafe"):

@@ -497,7 +497,9 @@ def test_warm_resumes_where_it_stopped_and_the_cli_reports_it(sim, sim_market, c
                 assert len(api.get_ohlcv(c, 300, D)) == 300
             assert ka10081(sim) == 0
             assert cli.main(["cache", "info"]) == 0
-            assert str(cache_dir) in capsys.readouterr().out
+            shown = capsys.readouterr().out
+            assert str(cache_dir) in shown
+            assert f"beside them   {len(codes)} ready frames, 0 panels" in shown  # one ready frame per stock
         finally:
             data.set_default_client(None)
 

@@ -527,22 +527,28 @@ def extend(store, codes: list[str], end: np.datetime64, count: int, adjusted: bo
     known = [[str(e) for e in ev] for ev in p.events]
     old_end, new_end = str(p.end), str(end)
     out: dict[str, Part] = {}
+    why: dict[str, int] = {}
     for c in codes:
         j = p.col.get(c)
         if j is None:
-            continue
-        ptr, sig = read(c)
-        if ptr is None or sig is None:
-            continue
-        got = _carried(p, j, base, present[j], known[j], ptr, sig, old_end, new_end, count)
-        if got is not None:
+            got = "not in the panel"
+        else:
+            ptr, sig = read(c)
+            got = "no pointer" if ptr is None or sig is None else \
+                _carried(p, j, base, present[j], known[j], ptr, sig, old_end, new_end, count)
+        if isinstance(got, Part):
             out[c] = got
+        else:
+            why[got] = why.get(got, 0) + 1
+    if why:
+        log.info("finder: panel of %s carried to %s for %d stocks; not for %s", old_end, new_end, len(out),
+                 ", ".join(f"{n} ({w})" for w, n in sorted(why.items())))
     return out
 
 
 def _carried(p: Panel, j: int, data: np.ndarray, present: np.ndarray, known: list[str], ptr: dict,
-             sig: list[int], old_end: str, end: str, count: int) -> Part | None:
-    """Stock ``j`` of panel ``p`` carried to ``end`` by its pointer's tail, or None (see :func:`extend`).
+             sig: list[int], old_end: str, end: str, count: int) -> Part | str:
+    """Stock ``j`` of panel ``p`` carried to ``end`` by its pointer's tail, or why not (see :func:`extend`).
 
     Dates are compared as ISO strings (their order is the dates' order): this runs once per stock.
     """
@@ -553,16 +559,18 @@ def _carried(p: Panel, j: int, data: np.ndarray, present: np.ndarray, known: lis
         events = ptr.get("events", [])
         rows = int(ptr["rows"])
     except (KeyError, TypeError, ValueError):
-        return None  # a pointer of an older finder (no tail): per stock
-    if anchor < end or any(old_end < e <= anchor for e in events):
-        return None
+        return "no tail"  # a pointer of an older finder: per stock
+    if anchor < end:
+        return "behind"
+    if any(old_end < e <= anchor for e in events):
+        return "new action"
     if sorted(e for e in events if e <= old_end) != sorted(e for e in known if e <= old_end):
-        return None  # an action the panel does not know of: its adjusted values changed
+        return "other actions"  # an action the panel does not know of: its adjusted values changed
     if len(tail_dates) < rows and (not tail_dates or tail_dates[0] > old_end):
-        return None  # bars after the old end that the tail does not hold
+        return "gap"  # bars after the old end that the tail does not hold
     old_rows = int(present.sum())
     if old_rows == 0:
-        return None
+        return "empty"
     new = [i for i, d in enumerate(tail_dates) if old_end < d <= end]
     dates = p.dates[present]
     values = data[:, j, present].T  # (rows, 6), a copy
@@ -572,7 +580,7 @@ def _carried(p: Panel, j: int, data: np.ndarray, present: np.ndarray, known: lis
     keep = min(len(dates), max(count, old_rows))
     full = bool(p.full[j]) and keep == len(dates)
     if keep < count and not full:
-        return None  # too shallow for this request: the per-stock path reads deeper
+        return "shallow"  # too shallow for this request: the per-stock path reads deeper
     dates, values = dates[-keep:], values[-keep:]
     return Part(list(sig), np.datetime64(end, "D"), dates, values[:, :4], values[:, 4], values[:, 5], full,
                 np.array(events, dtype="datetime64[D]"))
