@@ -124,3 +124,37 @@ def test_history_roundtrips_through_bytes(market):
     assert np.array_equal(again.raw, hist.raw) and again.anchor == hist.anchor
     with pytest.raises(TypeError):
         History.from_bytes(__import__("pickle").dumps({"not": "a history"}))
+
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_no_phantom_action_after_the_last_row_on_low_prices(seed):
+    """A stock that traded on the adjusted walk's anchor has no action after its last row.
+
+    On low prices +-0.5 won spans a dividend's factor, so rows of an older step could
+    join the newest one and move its factor off 1: an action "after the last row" that
+    does not exist, which answers as of the anchor then undid (1 KRW off on rows that
+    must be Kiwoom's own numbers).  Random ~70-won stocks with one ~0.6% dividend.
+    """
+    rng = np.random.default_rng(seed)
+    n = 300
+    dates = np.arange(np.datetime64("2024-01-01"), np.datetime64("2024-01-01") + n).astype("datetime64[D]")
+    close = np.round(70 * np.exp(np.cumsum(rng.normal(0, 0.01, n))))
+    open_ = np.round(close * (1 + rng.normal(0, 0.01, n)))
+    prices = np.column_stack([open_, np.maximum(open_, close) + rng.integers(0, 2, n),
+                              np.minimum(open_, close) - rng.integers(0, 2, n), close])
+    vol = rng.integers(10_000, 1_000_000, n)
+    ex = dates[int(rng.integers(50, 250))]
+    events = [(ex, 1 - rng.uniform(0.004, 0.008), 1.0)]
+    # the adjusted reference ends 5 sessions before the raw rows (a history extended since)
+    ref = dates[-6]
+    adj_p, adj_v = _kiwoom_adjusted(dates[:-5], prices[:-5], vol[:-5], events, ref)
+    value = vol * 70
+    raw = Walk("000001", dates[-1], False, dates, prices, vol, value, False)
+    adj = Walk("000001", ref, True, dates[:-5], adj_p, adj_v, value[:-5], False)
+    found = find_events(raw, adj)
+    assert not (found.ex > ref).any(), (seed, found.ex, ex)
+    hist = build("000001", raw, adj, [])
+    # as of the reference's anchor, with no action since: Kiwoom's own numbers, exactly
+    _, p, _, _ = hist.arrays(ref, n - 5, True)
+    assert np.array_equal(p, adj_p), seed

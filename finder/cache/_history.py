@@ -148,6 +148,13 @@ def find_events(raw: Walk, adj: Walk) -> Events:
     starts_rev = []
     lo_l, hi_l = lo.tolist(), hi.tolist()  # plain floats: this loop runs once per row
     cur_lo, cur_hi = lo_l[-1], hi_l[-1]
+    # A stock that traded on the adjusted walk's anchor has had no action after its last row,
+    # so its newest step is exactly 1.  Without this pin, on a low price (where +-0.5 won spans
+    # a dividend's factor) rows of an older step could join it and move its interval off 1:
+    # a phantom action after the last row, which as-of answers would then undo.
+    pinned = bool(dates[-1] >= adj.base_dt) and cur_lo <= 1.0 <= cur_hi
+    if pinned:
+        cur_lo = cur_hi = 1.0
     for i in range(n - 2, -1, -1):
         new_lo, new_hi = max(cur_lo, lo_l[i]), min(cur_hi, hi_l[i])
         if new_lo > new_hi:
@@ -164,7 +171,7 @@ def find_events(raw: Walk, adj: Walk) -> Events:
     # The newest step should be 1 (nothing after the last row up to the anchor).  If its rows
     # cannot hold 1, an action happened after the stock's last row (e.g. during a suspension).
     newest_lo, newest_hi = seg_bounds[-1]
-    after_last = not (newest_lo <= 1.0 <= newest_hi)
+    after_last = not pinned and not (newest_lo <= 1.0 <= newest_hi)
     # Each action's factor is the exchange's: a whole-won reference price over the previous close
     # (B / P), or a split's 1/k.  Snapping the estimate to that form (when it fits every row of the
     # older step) makes rebuilt prices exact rather than within a won.  Newest step first.
