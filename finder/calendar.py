@@ -130,13 +130,13 @@ def _sessions_array(end_year: int) -> np.ndarray:
     # each joblib worker). The user's state folder keeps the session list (see save_sessions),
     # keyed by the exchange_calendars version, so that cost is paid once per user and machine.
     path = _sessions_file(end_year)
-    if path is not None and path.is_file():
+    if path is not None:
         try:
             cached = np.load(path, allow_pickle=False)
             if cached.dtype == np.dtype("datetime64[D]") and len(cached) > 1000:
                 return cached
         except (OSError, ValueError):
-            pass  # unreadable or odd: rebuild below
+            pass  # absent, unreadable or odd: build it below
     return _calendar(end_year).sessions.values.astype("datetime64[D]")
 
 
@@ -148,11 +148,13 @@ def save_sessions() -> None:
     """
     end_year = max(now().year + 1, 2026)
     path = _sessions_file(end_year)
-    if path is None or path.is_file():
+    if path is None:
         return
     from ._paths import ensure_private_dir
 
     try:
+        if path.is_file():
+            return
         ensure_private_dir(path.parent)
         tmp = path.with_name(f".{path.stem}-{os.getpid()}.npy")
         np.save(tmp, _sessions_array(end_year), allow_pickle=False)

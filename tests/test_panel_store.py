@@ -224,6 +224,59 @@ def test_nightly_refreshes_carry_the_panel_forward(make_sim, sim_market, codes, 
         assert_equals_get_ohlcv(api, deeper, codes, N + 40, days[14])
 
 
+def test_carrying_is_bounded_and_needs_the_same_cache_format(make_sim, sim_market, codes, tmp_path, monkeypatch):
+    """After MAX_CARRIED carried sessions the panel is rebuilt from the histories; a panel of another cache
+    format is never carried; an unreadable pointer makes its stock go per stock, with a warning."""
+    import finder.cache
+    from finder import calendar
+    from finder.cache import _panel
+
+    monkeypatch.setattr(_panel, "MAX_CARRIED", 1)
+    days = [str(d.date()) for d in calendar.sessions_in_range("2025-11-03", "2025-11-14")]
+    sim = make_sim(now=f"{days[0]}T20:30:00+09:00")
+    root = tmp_path / "c"
+    group = codes[:24]
+    _set_clock(sim, monkeypatch, days[0])
+
+    def night(api, day):
+        _set_clock(sim, monkeypatch, day)
+        finder.cache.refresh(group, progress=False, client=api)
+        got = panel(api, group, N, day)
+        assert_equals_get_ohlcv(api, got, group, N, day)
+        return how(got)
+
+    with client(sim, root) as api:
+        panel(api, group, N, days[0])
+        assert night(api, days[1])["carried"] >= 20
+        assert night(api, days[2])["carried"] == 0   # carried once already: rebuilt from the histories
+        assert night(api, days[3])["carried"] >= 20
+        # a panel written from histories of another cache format is not carried
+        (folder,) = panel_dirs(root)
+        outer = json.loads((folder / "meta.json").read_text())
+        meta = json.loads(outer["body"])
+        meta["format"] = -1
+        body = json.dumps(meta, sort_keys=True)
+        import zlib
+
+        (folder / "meta.json").write_text(json.dumps({"crc": zlib.crc32(body.encode()), "body": body}))
+        _panel._meta_cache.clear()
+        assert night(api, days[4])["carried"] == 0
+        # an unreadable pointer (a directory where the file should be): that stock per stock, with a warning
+        _set_clock(sim, monkeypatch, days[5])
+        finder.cache.refresh(group, progress=False, client=api)
+        ptr = root / "finder" / "index" / f"{group[3]}.json"
+        ptr.unlink()
+        ptr.mkdir()
+        with pytest.warns(RuntimeWarning, match="unreadable cache index entry"):
+            got = panel(api, group, N, days[5])
+        assert how(got)["carried"] == len(group) - 1 - sum(
+            any(pd.Timestamp(days[4]) < e.ex_date <= pd.Timestamp(days[5]) for e in sim_market.events(c))
+            for c in group), how(got)
+        assert group[3] not in got["close"].attrs["missing"]
+        ptr.rmdir()
+        assert_equals_get_ohlcv(api, got, group, N, days[5])
+
+
 def test_a_changed_pointer_is_served_per_stock_and_rebuilt(sim, codes, tmp_path):
     root = tmp_path / "c"
     with client(sim, root) as api:

@@ -76,6 +76,8 @@ class PointerIndex:
             with os.fdopen(fd, "rb") as fh:
                 fd = -1
                 raw = fh.read()
+        except OSError:  # a directory where the file should be, an I/O error: read() warns
+            return self.read(code), None
         finally:
             if fd >= 0:
                 os.close(fd)

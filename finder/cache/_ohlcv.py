@@ -322,7 +322,8 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
         new = None
         parts = {c: parts[c] for c in code_list if c in parts}  # request order: then the answer is the file
         try:
-            new = _panel.build(store, parts, _d(session), count, adjusted, reload)
+            new = _panel.build(store, parts, _d(session), count, adjusted, reload,
+                               carried=max(pt.carried for pt in parts.values()) if parts else 0)
         except (OSError, KiwoomError) as exc:  # only a speed-up: the answer is already complete
             log.info("finder: no panel written (%s)", exc)
         built = new is not None

@@ -18,7 +18,14 @@ Guarantees:
   of its pointer file (inode, mtime, ctime, size).  Pointers are replaced
   atomically whenever a history changes (a refresh, a corporate action, a
   deeper walk), so a column whose pointer moved is never served: that stock
-  takes the per-stock path, and the panel is rebuilt.
+  takes the per-stock path, or is carried forward (next point), and the panel
+  is rebuilt.
+* **Carried forward only where nothing changed.**  After a refresh a new
+  panel is the old one plus each pointer's newest bars (:func:`extend`) for
+  the stocks whose actions up to the old end are the ones the panel knows,
+  with none after it, from a panel of the same cache format; the new column
+  is keyed by the pointer those bars were read from.  A panel is carried at
+  most ``MAX_CARRIED`` sessions in a row, then rebuilt from the histories.
 * **Values equal to get_ohlcv.**  A panel is built from the same histories at
   ``end`` = the oldest anchor among them, adjusted as of that ``end``.  A
   request for an earlier ``base_dt`` is a slice only for stocks without a
@@ -28,9 +35,11 @@ Guarantees:
 * **Never an error or wrong data from a panel file.**  Only ``.npy`` arrays
   (read without pickle) and JSON are loaded, so a planted file cannot run
   code.  Every load checks the data file's size and header against
-  meta.json, and its stat stamp (inode, size, mtime, ctime) against the one
-  taken when it was written: a file written to since (garbage, truncation,
-  a copy) has its per-field CRC-32s read in full first (once per process).
+  meta.json, and its stat stamp (inode, size, mtime, ctime) and boot against
+  those taken when it was written: a file written to since (garbage, truncation,
+  a copy) or written before the last reboot (a power cut may have lost pages
+  finder never fsynced) has its per-field CRC-32s read in full first (once
+  per process).
   A missing, truncated or damaged file is a miss: the request falls back to
   the per-stock path, the damaged panel is removed and a new one is written.
   Not detected: media bit rot that changes bytes without a write (the
@@ -69,12 +78,16 @@ import pandas as pd
 from filelock import FileLock
 
 from .._paths import ensure_private_dir
+from . import _memo
 
 log = logging.getLogger("finder.cache")
 
 VERSION = 1
 FIELDS = ("open", "high", "low", "close", "volume", "value")
 MIN_CODES = 20  # a panel pays off for many stocks; a few go per stock
+# A panel is carried forward (extend) at most this many sessions in a row, then rebuilt from the
+# histories once: a bound on how long a column lives without being read from a history again.
+MAX_CARRIED = 20
 _CHUNK = 1 << 20
 
 
@@ -132,6 +145,9 @@ class Panel:
     stamp: list[int]       # data.npy's (inode, size, mtime, ctime) when written: unchanged means unwritten since
     shape: tuple[int, int, int]
     built: float
+    format: int | None = None  # the cache format (``_memo.FORMAT_VERSION``) of the histories it came from
+    carried: int = 0           # sessions carried forward since the panel was last built from histories
+    boot: str | None = None    # the boot it was written in (see ``_open``)
 
     @classmethod
     def from_meta(cls, pid: str, path: Path, meta: dict) -> "Panel":
@@ -151,7 +167,7 @@ class Panel:
                    {c: j for j, c in enumerate(codes)}, meta["sigs"], events,
                    np.array(meta["full"], dtype=bool), np.array(meta["rows"], dtype=np.int64), last, dates, [int(x) for x in meta["crc"]],
                    [int(x) for x in meta["stamp"]], shape,
-                   float(meta["built"]))
+                   float(meta["built"]), meta.get("format"), int(meta.get("carried", 0)), meta.get("boot"))
 
 
 _meta_cache: dict[tuple[str, str], Panel] = {}    # panels are immutable once published
@@ -323,7 +339,10 @@ def _open(store, p: Panel, fields: list[str]) -> np.ndarray | None:
                 raise ValueError(f"size {size}, expected {offset + len(FIELDS) * block}")
             # Any write to the file since it was published changes its mtime and ctime (ctime cannot
             # be set back): then, and only then, the CRCs are read in full before a value is served.
-            untouched = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns] == p.stamp
+            # A file written in an earlier boot is checked once per process too: a power cut before
+            # its pages reached the disk leaves the same stamp over zeros (finder does not fsync).
+            untouched = ([st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns] == p.stamp
+                         and p.boot == _boot_id())
             need = () if untouched else ("close",) + tuple(fields)
             for f in dict.fromkeys(need):
                 k = FIELDS.index(f)
@@ -406,6 +425,7 @@ class Part:
     value: np.ndarray
     full: bool
     events: np.ndarray
+    carried: int = 0  # sessions carried forward (extend) since read from a history
 
 
 def part(sig: list[int] | None, hist, end: np.datetime64, count: int, adjusted: bool,
@@ -423,7 +443,7 @@ def part(sig: list[int] | None, hist, end: np.datetime64, count: int, adjusted: 
 
 
 def build(store, parts: dict[str, Part], end: np.datetime64, count: int, adjusted: bool,
-          reload) -> tuple[Panel, np.ndarray] | None:
+          reload, carried: int = 0) -> tuple[Panel, np.ndarray] | None:
     """Publish the panel of ``parts`` (request order); (panel, a private map of its data), or None when
     too few stocks or the folder refuses.
 
@@ -431,6 +451,8 @@ def build(store, parts: dict[str, Part], end: np.datetime64, count: int, adjuste
     reaches further is cut there; if a corporate action of it lies after that
     end, its prices as of the panel's end are rebuilt by ``reload(code, end)``
     (a fresh :func:`part` up to that end, or None to leave the stock out).
+    ``carried``: how many sessions the oldest column was carried forward
+    (:func:`extend`) since it was read from a history.
     """
     if len(parts) < MIN_CODES or not store.writable:
         return None
@@ -475,6 +497,9 @@ def build(store, parts: dict[str, Part], end: np.datetime64, count: int, adjuste
         "last_event": [_last_event(parts[c].events, pend) for c in names],
         "shape": list(shape),
         "built": time.time(),
+        "format": _memo.FORMAT_VERSION,
+        "carried": carried,
+        "boot": _boot_id(),
     }
     panel = _publish(store, shape, fill, meta)
     if panel is None:
@@ -506,11 +531,11 @@ def extend(store, codes: list[str], end: np.datetime64, count: int, adjusted: bo
     left out (the per-stock path serves them).  ``read(code)`` gives a
     stock's pointer and its file's identity (default: read it now).
     """
-    if len(codes) < MIN_CODES:
+    if len(codes) < MIN_CODES or not adjusted:  # (the tails are adjusted bars; raw panels rebuild)
         return {}
     best = None
     for p in panels(store):
-        if p.adjusted != adjusted or p.end >= end:
+        if p.adjusted != adjusted or p.end >= end or p.format != _memo.FORMAT_VERSION or p.carried >= MAX_CARRIED:
             continue
         n_in = sum(1 for c in codes if c in p.col)
         if n_in >= MIN_CODES and (best is None or (n_in, p.end, p.built) > best[0]):
@@ -534,8 +559,11 @@ def extend(store, codes: list[str], end: np.datetime64, count: int, adjusted: bo
             got = "not in the panel"
         else:
             ptr, sig = read(c)
-            got = "no pointer" if ptr is None or sig is None else \
-                _carried(p, j, base, present[j], known[j], ptr, sig, old_end, new_end, count)
+            try:
+                got = "no pointer" if ptr is None or sig is None else \
+                    _carried(p, j, base, present[j], known[j], ptr, sig, old_end, new_end, count)
+            except (KeyError, IndexError, TypeError, ValueError):
+                got = "unusable pointer"  # the right version but not the right shape: per stock
         if isinstance(got, Part):
             out[c] = got
         else:
@@ -543,6 +571,8 @@ def extend(store, codes: list[str], end: np.datetime64, count: int, adjusted: bo
     if why:
         log.info("finder: panel of %s carried to %s for %d stocks; not for %s", old_end, new_end, len(out),
                  ", ".join(f"{n} ({w})" for w, n in sorted(why.items())))
+    for part_ in out.values():
+        part_.carried = p.carried + 1
     return out
 
 
@@ -584,6 +614,20 @@ def _carried(p: Panel, j: int, data: np.ndarray, present: np.ndarray, known: lis
     dates, values = dates[-keep:], values[-keep:]
     return Part(list(sig), np.datetime64(end, "D"), dates, values[:, :4], values[:, 4], values[:, 5], full,
                 np.array(events, dtype="datetime64[D]"))
+
+
+_BOOT: list[str | None] = []
+
+
+def _boot_id() -> str | None:
+    """This boot's id (Linux), or None where the system does not say."""
+    if not _BOOT:
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as fh:
+                _BOOT.append(fh.read().strip() or None)
+        except OSError:
+            _BOOT.append(None)
+    return _BOOT[0]
 
 
 def _seal(meta: dict) -> bytes:

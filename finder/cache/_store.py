@@ -2,8 +2,10 @@
 
 Layout under the cache folder::
 
-    joblib/...                 joblib.Memory's own entries (walks, histories, frames, live bars)
+    joblib/...                 joblib.Memory's own entries (walks, histories, live bars, stock lists)
     finder/index/<code>.json   pointer: which history entry is current for the stock (``_index``)
+    finder/frames/<code>.pkl   the stock's ready frame, what a warm get_ohlcv reads (``_frames``)
+    finder/panels/<id>/        stored dates × codes panels (``_panel``)
     finder/unknown/<code>.json "no such stock" markers, valid for one session
     finder/locks/<code>.lock   held while one process fetches (or commits) that stock
 
@@ -178,6 +180,7 @@ class Store:
         # Ready-frame bytes per stock, for get_ohlcv hits (``_frames``; bytes, so each hit
         # unpickles its own frame and nothing handed out aliases what is kept).
         self._frames: OrderedDict = OrderedDict()
+        self._frame_anchors: dict[str, np.datetime64] = {}  # anchor of the ready frame last read per stock
         # The newest history loaded per stock (weak: the LRU above decides what stays in memory).
         self._latest: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         try:
@@ -250,6 +253,7 @@ class Store:
         self.index.write(code, spec, history, entry)
         with self._lru_lock:
             self._frames.pop(code, None)  # the next hit reads the new file
+            self._frame_anchors.pop(code, None)
 
     def lock(self, code: str) -> FileLock:
         folder = ensure_private_dir(self.state / "locks")
@@ -334,11 +338,14 @@ class Store:
                 self._frames.pop(code, None)
             _frames.remove(self.state, code)
             return None
-        if fresh:
-            with self._lru_lock:
+        with self._lru_lock:
+            if fresh:
                 self._frames[code] = blob
                 if len(self._frames) > _LRU_SIZE:
                     self._frames.popitem(last=False)
+            elif code in self._frames:
+                self._frames.move_to_end(code)  # least recently used goes first
+        self._frame_anchors[code] = anchor
         if end > anchor or any(end < e <= anchor for e in events):
             return None
         n = len(full)
@@ -355,17 +362,28 @@ class Store:
         return part if _copy_on_write() else part.copy()
 
     def repair_frame(self, code: str, history: History) -> None:
-        """Write the stock's ready frame when it has none (a cache of an older version, a damaged file)."""
-        # (frame_fast removes a damaged one or one of another format, so "there" means usable)
-        if not self.writable or code in self._frames or os.path.exists(_frames.path(self.state, code)):
+        """Write the stock's ready frame when it has none (a cache of an older version, a damaged file) or
+        an older one than ``history`` (its commit could not write it)."""
+        if not self.writable:
             return
-        ptr = self.read_pointer(code)
-        if ptr is None or np.datetime64(ptr["anchor"], "D") != history.anchor:
-            return  # not the pointer's history (another process moved on): its next hit repairs it
-        try:
-            _frames.write(self.state, code, history)
-        except OSError as exc:
-            self.cannot_write(f"the ready frame of {code}", exc)
+        # (frame_fast removes a damaged one or one of another format, and notes the anchor of the
+        # ones it read, so "there and not older" means usable)
+        seen = self._frame_anchors.get(code)
+        there = os.path.exists(_frames.path(self.state, code))
+        if there and (seen is None or seen >= history.anchor):
+            return
+        with self._single_flight(code):  # commits write frames under this lock too
+            ptr = self.read_pointer(code)
+            if ptr is None or np.datetime64(ptr["anchor"], "D") != history.anchor:
+                return  # not the pointer's history (another process moved on): its next hit repairs it
+            if there and os.path.exists(_frames.path(self.state, code)) and self._frame_anchors.get(code) != seen:
+                return  # rewritten meanwhile
+            try:
+                _frames.write(self.state, code, history)
+            except OSError as exc:
+                self.cannot_write(f"the ready frame of {code}", exc)
+                return
+        self._frame_anchors.pop(code, None)
 
     def forget(self, code: str | None = None) -> None:
         """Drop in-memory histories (all, or one stock's), e.g. after clearing or pruning."""
@@ -374,11 +392,13 @@ class Store:
                 self._lru.clear()
                 self._latest.clear()
                 self._frames.clear()
+                self._frame_anchors.clear()
             else:
                 for k in [k for k in self._lru if k[0] == code]:
                     del self._lru[k]
                 self._latest.pop(code, None)
                 self._frames.pop(code, None)
+                self._frame_anchors.pop(code, None)
 
     def quote_bar(self, client, code: str, session: str) -> Walk:
         value, _ = self._call(self._quote_bar, code, session, _memo.FORMAT_VERSION, client=client)
