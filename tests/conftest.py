@@ -82,9 +82,14 @@ def _krx_session_lists(tmp_path_factory) -> dict[int, Path]:
 
     folder = tmp_path_factory.mktemp("krx")
     out = {}
-    for end_year in (2026, 2027):  # FINDER_NOW in 2025 and the wall clock in 2026 (one year ahead)
+    import datetime
+
+    # The lists finder asks for: FINDER_NOW in 2025 (2026) and the wall clock's year, one year ahead.
+    years = sorted({2026, datetime.date.today().year + 1})
+    latest = calendar._sessions_array(years[-1])  # one build; the others are its prefixes
+    for end_year in years:
         path = folder / f"{end_year}.npy"
-        np.save(path, calendar._sessions_array(end_year), allow_pickle=False)
+        np.save(path, latest[latest <= np.datetime64(f"{end_year}-12-31")], allow_pickle=False)
         out[end_year] = path
     return out
 

@@ -494,13 +494,19 @@ def test_in_process_transport_shares_the_protocol(sim_market, monkeypatch):
 def test_serve_prints_its_url_and_stops_on_ctrl_c(tmp_path):
     code = "from finder.sim import serve; serve(port=0, now='2025-11-28T20:30+09:00')"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"})
     try:
         line = proc.stdout.readline()
         url = re.search(r"http://127\.0\.0\.1:\d+", line).group(0)
         assert httpx.get(url + "/_sim/health").json()["ok"] is True
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        try:
+            code_ = proc.wait(timeout=60)  # a bound for a hung process on a busy machine, not a timing goal
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+            proc.wait(timeout=30)
+            raise AssertionError(f"the simulator did not stop on SIGINT:\n{proc.stderr.read()[-4000:]}") from None
+        assert code_ == 0, proc.stderr.read()[-4000:]
         with pytest.raises(httpx.ConnectError):  # the port is closed
             httpx.get(url + "/_sim/health")
     finally:
