@@ -491,10 +491,15 @@ def test_in_process_transport_shares_the_protocol(sim_market, monkeypatch):
     assert transport.app.stats()["requests"]["ka10081"] == pages + 60
 
 
-def test_serve_prints_its_url_and_stops_on_ctrl_c(tmp_path):
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_serve_prints_its_url_and_stops_on_ctrl_c(sigint, tmp_path):
+    """Also when started with SIGINT ignored, as from a background job of a script (then Python never
+    raises KeyboardInterrupt; a CI run started that way hung here until serve() handled SIGINT itself)."""
     code = "from finder.sim import serve; serve(port=0, now='2025-11-28T20:30+09:00')"
+    disposition = signal.SIG_IGN if sigint == "ignored" else signal.SIG_DFL
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, disposition))
     try:
         line = proc.stdout.readline()
         url = re.search(r"http://127\.0\.0\.1:\d+", line).group(0)

@@ -222,10 +222,13 @@ def serve(port: int = 8000, data: str | Path | None = None, rate: float | None =
     print(f"finder sim: Kiwoom simulator ({market.kind} market, {len(market.codes)} stocks) listening on {sim.url}"
           f" — clock {clock['now']}{' (frozen)' if clock['frozen'] else ''}; Ctrl-C to stop", flush=True)
     stop = threading.Event()
-    previous = None
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        # `kill` (SIGTERM) stops as cleanly as Ctrl-C does.
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # Ctrl-C (SIGINT) and `kill` (SIGTERM) both stop it cleanly.  SIGINT gets a handler of its
+        # own: a process started from a background job inherits SIGINT ignored, and Python then
+        # never raises KeyboardInterrupt.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
             pass
@@ -233,5 +236,5 @@ def serve(port: int = 8000, data: str | Path | None = None, rate: float | None =
         pass
     finally:
         sim.stop()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
