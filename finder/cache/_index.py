@@ -44,49 +44,36 @@ class PointerIndex:
         return self.folder / f"{code}.json"
 
     def read(self, code: str) -> dict | None:
-        try:
-            data = json.loads(self.path(code).read_bytes())
-        except FileNotFoundError:
-            return None
-        except (ValueError, OSError) as exc:  # pointers are replaced atomically: this is damage, not a race
-            self.warn_once(f"pointer:{code}", f"unreadable cache index entry for {code} ({type(exc).__name__}); "
-                                              "rebuilding it")
-            return None
-        if not isinstance(data, dict) or data.get("version") != self.version:
-            self.warn_once("format", f"the cache holds entries of another cache format (version "
-                                     f"{data.get('version') if isinstance(data, dict) else '?'!r}, this finder "
-                                     f"writes {self.version}); they are ignored and rebuilt as asked for")
-            return None
-        return data
+        return self.read_stamped(code)[0]
 
     def read_stamped(self, code: str) -> tuple[dict | None, list[int] | None]:
-        """The pointer and the identity of the file it was read from (``_panel.signature``'s form).
+        """The pointer and the identity of the file it was read from (``_panel.signature``'s form), or
+        (None, None) when there is none or it is unusable (damage or another format: one warning).
 
         Both come from one open file, so the identity is that of the content read
         even when another process replaces the pointer meanwhile.
         """
+        fd = -1
         try:
             fd = os.open(f"{self.folder}{os.sep}{code}.json", os.O_RDONLY)  # a string: this runs per stock
-        except FileNotFoundError:
-            return None, None
-        except OSError:
-            return self.read(code), None  # unreadable: read() warns; no identity to trust
-        try:
             st = os.fstat(fd)
             with os.fdopen(fd, "rb") as fh:
                 fd = -1
-                raw = fh.read()
-        except OSError:  # a directory where the file should be, an I/O error: read() warns
-            return self.read(code), None
+                data = json.loads(fh.read())
+        except FileNotFoundError:
+            return None, None
+        except (ValueError, OSError) as exc:  # pointers are replaced atomically: this is damage, not a race
+            self.warn_once(f"pointer:{code}", f"unreadable cache index entry for {code} ({type(exc).__name__}); "
+                                              "rebuilding it")
+            return None, None
         finally:
             if fd >= 0:
                 os.close(fd)
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            return self.read(code), None
         if not isinstance(data, dict) or data.get("version") != self.version:
-            return self.read(code), None
+            self.warn_once("format", f"the cache holds entries of another cache format (version "
+                                     f"{data.get('version') if isinstance(data, dict) else '?'!r}, this finder "
+                                     f"writes {self.version}); they are ignored and rebuilt as asked for")
+            return None, None
         return data, [st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size]
 
     @staticmethod

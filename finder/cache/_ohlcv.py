@@ -313,7 +313,6 @@ def get_panel(client, codes: Iterable[str], count: int = 220, base_dt: Any = Non
                     pt = None
                 if pt is not None:
                     parts[code] = pt
-            parts = {c: parts[c] for c in code_list if c in parts}
 
         def reload(code: str, pend: np.datetime64):
             return _panel.part(_panel.signature(store, code), store.ensure(client, code, _d(session), count),

@@ -561,7 +561,7 @@ def extend(store, codes: list[str], end: np.datetime64, count: int, adjusted: bo
             ptr, sig = read(c)
             try:
                 got = "no pointer" if ptr is None or sig is None else \
-                    _carried(p, j, base, present[j], known[j], ptr, sig, old_end, new_end, count)
+                    _carried(p, j, base, present[j], known[j], ptr, sig, old_end, new_end, count, p.carried + 1)
             except (KeyError, IndexError, TypeError, ValueError):
                 got = "unusable pointer"  # the right version but not the right shape: per stock
         if isinstance(got, Part):
@@ -571,13 +571,11 @@ def extend(store, codes: list[str], end: np.datetime64, count: int, adjusted: bo
     if why:
         log.info("finder: panel of %s carried to %s for %d stocks; not for %s", old_end, new_end, len(out),
                  ", ".join(f"{n} ({w})" for w, n in sorted(why.items())))
-    for part_ in out.values():
-        part_.carried = p.carried + 1
     return out
 
 
 def _carried(p: Panel, j: int, data: np.ndarray, present: np.ndarray, known: list[str], ptr: dict,
-             sig: list[int], old_end: str, end: str, count: int) -> Part | str:
+             sig: list[int], old_end: str, end: str, count: int, carried: int) -> Part | str:
     """Stock ``j`` of panel ``p`` carried to ``end`` by its pointer's tail, or why not (see :func:`extend`).
 
     Dates are compared as ISO strings (their order is the dates' order): this runs once per stock.
@@ -613,7 +611,7 @@ def _carried(p: Panel, j: int, data: np.ndarray, present: np.ndarray, known: lis
         return "shallow"  # too shallow for this request: the per-stock path reads deeper
     dates, values = dates[-keep:], values[-keep:]
     return Part(list(sig), np.datetime64(end, "D"), dates, values[:, :4], values[:, 4], values[:, 5], full,
-                np.array(events, dtype="datetime64[D]"))
+                np.array(events, dtype="datetime64[D]"), carried)
 
 
 _BOOT: list[str | None] = []

@@ -376,9 +376,7 @@ class Store:
             ptr = self.read_pointer(code)
             if ptr is None or np.datetime64(ptr["anchor"], "D") != history.anchor:
                 return  # not the pointer's history (another process moved on): its next hit repairs it
-            if there and os.path.exists(_frames.path(self.state, code)) and self._frame_anchors.get(code) != seen:
-                return  # rewritten meanwhile
-            try:
+            try:  # the pointer's own history: what its commit wrote, or would have
                 _frames.write(self.state, code, history)
             except OSError as exc:
                 self.cannot_write(f"the ready frame of {code}", exc)
